@@ -1,0 +1,8 @@
+//! The `callback` Lambda: see shared::handlers::callback.
+
+use shared::lambda::{run_http, Error, HttpFunction};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    run_http(HttpFunction::Callback).await
+}

@@ -1,0 +1,8 @@
+//! The `messages` Lambda: see shared::handlers::messages.
+
+use shared::lambda::{run_http, Error, HttpFunction};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    run_http(HttpFunction::Messages).await
+}

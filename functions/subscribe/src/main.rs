@@ -1,0 +1,8 @@
+//! The `subscribe` Lambda: see shared::handlers::subscribe.
+
+use shared::lambda::{run_http, Error, HttpFunction};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    run_http(HttpFunction::Subscribe).await
+}

@@ -1,0 +1,268 @@
+//! Configuration from the environment, validated once at cold start.
+//! Every failure names the variable, so one log line says what to fix.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use crate::templates::TemplateDef;
+
+pub const DEFAULT_API_BASE: &str = "https://api.weixin.qq.com";
+pub const DEFAULT_SESSION_TTL_SECONDS: u64 = 7 * 24 * 3600;
+
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error in {var}: {reason}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub reason: String,
+}
+
+fn err(var: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError { var, reason: reason.into() }
+}
+
+/// Where the AppSecret comes from. The ARN is resolved by [`crate::app`] at cold start.
+#[derive(Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    Plain(String),
+    SecretsManager(String),
+}
+
+impl std::fmt::Debug for SecretSource {
+    // Never print the secret itself, even in a debug dump.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SecretSource::Plain(_) => f.write_str("Plain(<redacted>)"),
+            SecretSource::SecretsManager(arn) => write!(f, "SecretsManager({arn})"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrantSource {
+    /// Grants come from `POST /subscriptions` (the mini-program's report).
+    Client,
+    /// Grants come from `subscribe_msg_popup_event`; client reports are informational.
+    Push,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenApi {
+    /// `POST /cgi-bin/stable_token` (default): safe with several fetchers.
+    Stable,
+    /// `GET /cgi-bin/token`: every fetch invalidates the previous token.
+    Classic,
+}
+
+/// DynamoDB table names, one variable each (set by template.yaml with `!Ref`).
+#[derive(Debug, Clone)]
+pub struct Tables {
+    pub sessions: String,
+    pub grants: String,
+    pub messages: String,
+    pub dedupe: String,
+    pub tokens: String,
+}
+
+impl Tables {
+    pub const VARS: [&'static str; 5] =
+        ["SESSIONS_TABLE", "GRANTS_TABLE", "MESSAGES_TABLE", "DEDUPE_TABLE", "TOKENS_TABLE"];
+}
+
+/// What a function needs beyond the common variables.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Needs {
+    /// Calls WeChat with the AppSecret (login, token for send).
+    pub secret: bool,
+    /// Receives WeChat's message push.
+    pub push: bool,
+    /// Reads the template catalogue (discovery needs the secret when TEMPLATES is unset).
+    pub templates: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub appid: String,
+    pub secret: Option<SecretSource>,
+    pub api_base: String,
+    pub push_token: Option<String>,
+    pub push_aes_key: Option<String>,
+    /// `None`: discover through gettemplate.
+    pub templates: Option<HashMap<String, TemplateDef>>,
+    pub grant_source: GrantSource,
+    pub session_ttl: Duration,
+    pub token_api: TokenApi,
+    pub tables: Tables,
+    /// Shards of the due-time index (write sharding for large broadcasts).
+    pub due_shards: u32,
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env(needs: Needs) -> Result<Self, ConfigError> {
+        let vars: HashMap<String, String> = std::env::vars().collect();
+        Self::from_map(&vars, needs)
+    }
+
+    /// Reads a given map (tests and the local stack use this).
+    pub fn from_map(vars: &HashMap<String, String>, needs: Needs) -> Result<Self, ConfigError> {
+        let get = |k: &str| vars.get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+
+        let appid = get("WECHAT_APPID").ok_or_else(|| err("WECHAT_APPID", "is required"))?;
+        if !appid.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || appid.len() > 64 {
+            return Err(err("WECHAT_APPID", "must be an appid such as wx0123456789abcdef"));
+        }
+
+        let templates = match get("TEMPLATES") {
+            Some(text) => Some(crate::templates::parse_config(&text).map_err(|r| err("TEMPLATES", r))?),
+            None => None,
+        };
+
+        let secret = match (get("WECHAT_SECRET"), get("WECHAT_SECRET_ARN")) {
+            (Some(s), _) => Some(SecretSource::Plain(s)),
+            (None, Some(arn)) => {
+                if !arn.starts_with("arn:") {
+                    return Err(err("WECHAT_SECRET_ARN", "must be a Secrets Manager ARN (arn:aws:secretsmanager:...)"));
+                }
+                Some(SecretSource::SecretsManager(arn))
+            }
+            (None, None) => None,
+        };
+        // Template discovery calls WeChat, so it needs the secret too.
+        if secret.is_none() && (needs.secret || (templates.is_none() && needs.templates)) {
+            return Err(err("WECHAT_SECRET", "WECHAT_SECRET or WECHAT_SECRET_ARN is required"));
+        }
+
+        let api_base = get("WECHAT_API_BASE").unwrap_or_else(|| DEFAULT_API_BASE.to_string());
+        if !(api_base.starts_with("https://") || api_base.starts_with("http://")) {
+            return Err(err("WECHAT_API_BASE", "must be an http(s) URL"));
+        }
+        let api_base = api_base.trim_end_matches('/').to_string();
+
+        let push_token = get("WECHAT_PUSH_TOKEN");
+        let push_aes_key = get("WECHAT_PUSH_AES_KEY");
+        if needs.push {
+            let token = push_token.as_deref().ok_or_else(|| err("WECHAT_PUSH_TOKEN", "is required"))?;
+            if !(3..=32).contains(&token.len()) || !token.chars().all(|c| c.is_ascii_alphanumeric()) {
+                return Err(err("WECHAT_PUSH_TOKEN", "must be 3-32 letters or digits, as WeChat requires"));
+            }
+        }
+        if let Some(key) = &push_aes_key {
+            crate::push::crypto::PushCipher::new(key).map_err(|e| err("WECHAT_PUSH_AES_KEY", e.to_string()))?;
+        }
+
+        let grant_source = match get("GRANT_SOURCE").as_deref() {
+            None | Some("client") => GrantSource::Client,
+            Some("push") => GrantSource::Push,
+            Some(other) => return Err(err("GRANT_SOURCE", format!("must be 'client' or 'push', not '{other}'"))),
+        };
+
+        let session_ttl = match get("SESSION_TTL_SECONDS") {
+            None => Duration::from_secs(DEFAULT_SESSION_TTL_SECONDS),
+            Some(v) => match v.parse::<u64>() {
+                Ok(n) if (60..=90 * 24 * 3600).contains(&n) => Duration::from_secs(n),
+                _ => return Err(err("SESSION_TTL_SECONDS", "must be a whole number of seconds from 60 to 7776000")),
+            },
+        };
+
+        let token_api = match get("WECHAT_TOKEN_API").as_deref() {
+            None | Some("stable") => TokenApi::Stable,
+            Some("classic") => TokenApi::Classic,
+            Some(other) => return Err(err("WECHAT_TOKEN_API", format!("must be 'stable' or 'classic', not '{other}'"))),
+        };
+
+        let due_shards = match get("DUE_SHARDS") {
+            None => 8,
+            Some(v) => match v.parse::<u32>() {
+                Ok(n) if (1..=256).contains(&n) => n,
+                _ => return Err(err("DUE_SHARDS", "must be a whole number from 1 to 256")),
+            },
+        };
+
+        let table = |var: &'static str| get(var).ok_or_else(|| err(var, "is required (the DynamoDB table name)"));
+        let tables = Tables {
+            sessions: table("SESSIONS_TABLE")?,
+            grants: table("GRANTS_TABLE")?,
+            messages: table("MESSAGES_TABLE")?,
+            dedupe: table("DEDUPE_TABLE")?,
+            tokens: table("TOKENS_TABLE")?,
+        };
+
+        Ok(Config {
+            appid,
+            secret,
+            api_base,
+            push_token,
+            push_aes_key,
+            templates,
+            grant_source,
+            session_ttl,
+            token_api,
+            tables,
+            due_shards,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> HashMap<String, String> {
+        let mut m = HashMap::new();
+        m.insert("WECHAT_APPID".into(), "wx0123456789abcdef".into());
+        m.insert("WECHAT_SECRET".into(), "s3cr3t".into());
+        m.insert("TEMPLATES".into(), r#"[{"id":"T1","kind":"one_time"}]"#.into());
+        for v in Tables::VARS {
+            m.insert(v.into(), format!("t-{v}"));
+        }
+        m
+    }
+
+    #[test]
+    fn loads_defaults() {
+        let c = Config::from_map(&base(), Needs { secret: true, ..Needs::default() }).expect("valid");
+        assert_eq!(c.api_base, DEFAULT_API_BASE);
+        assert_eq!(c.grant_source, GrantSource::Client);
+        assert_eq!(c.session_ttl, Duration::from_secs(604800));
+        assert_eq!(c.token_api, TokenApi::Stable);
+        assert_eq!(c.tables.grants, "t-GRANTS_TABLE");
+    }
+
+    #[test]
+    fn each_missing_or_bad_variable_is_named() {
+        let cases: &[(&str, Option<&str>, Needs)] = &[
+            ("WECHAT_APPID", None, Needs::default()),
+            ("GRANT_SOURCE", Some("both"), Needs::default()),
+            ("SESSION_TTL_SECONDS", Some("soon"), Needs::default()),
+            ("TEMPLATES", Some("[{\"id\":1}]"), Needs::default()),
+            ("MESSAGES_TABLE", None, Needs::default()),
+            ("WECHAT_API_BASE", Some("ftp://x"), Needs::default()),
+            ("WECHAT_PUSH_AES_KEY", Some("short"), Needs::default()),
+            ("WECHAT_PUSH_TOKEN", None, Needs { push: true, ..Needs::default() }),
+        ];
+        for (var, value, needs) in cases {
+            let mut m = base();
+            match value {
+                Some(v) => m.insert(var.to_string(), v.to_string()),
+                None => m.remove(*var),
+            };
+            let e = Config::from_map(&m, *needs).expect_err(var);
+            assert_eq!(e.var, *var, "{e}");
+        }
+    }
+
+    #[test]
+    fn secret_required_where_needed_and_plain_wins_over_arn() {
+        let mut m = base();
+        m.remove("WECHAT_SECRET");
+        let e = Config::from_map(&m, Needs { secret: true, ..Needs::default() }).expect_err("secret needed");
+        assert_eq!(e.var, "WECHAT_SECRET");
+        m.insert("WECHAT_SECRET_ARN".into(), "arn:aws:secretsmanager:ap-east-1:1:secret:x".into());
+        let c = Config::from_map(&m, Needs { secret: true, ..Needs::default() }).expect("arn ok");
+        assert!(matches!(c.secret, Some(SecretSource::SecretsManager(_))));
+        m.insert("WECHAT_SECRET".into(), "plain".into());
+        let c = Config::from_map(&m, Needs { secret: true, ..Needs::default() }).expect("plain ok");
+        assert_eq!(c.secret, Some(SecretSource::Plain("plain".into())));
+        assert!(!format!("{c:?}").contains("plain\""), "debug output must redact the secret");
+    }
+}

@@ -1,0 +1,342 @@
+//! The `send` function: the every-minute tick that delivers due messages,
+//! and direct invocations (a message, or a broadcast).
+
+use std::time::{Duration, Instant};
+
+use futures::stream::{self, StreamExt};
+use rand::Rng;
+use serde_json::{json, Map, Value};
+
+use super::schedule::{self, Scheduled};
+use crate::app::Services;
+use crate::error::ApiError;
+use crate::store::outbox::{CreditFate, Finish};
+use crate::store::Message;
+use crate::wechat::WechatError;
+use crate::{clock, ids, metrics};
+
+/// How long a claim holds a message. Longer than the worst delivery of one
+/// batch (token refresh + two WeChat calls with 5 s timeouts each).
+pub const LEASE_MS: i64 = 120_000;
+/// WeChat send calls in flight at once per invocation.
+pub const CONCURRENCY: usize = 32;
+/// After this many WeChat calls a message fails for good.
+pub const MAX_ATTEMPTS: i64 = 5;
+const PAGE: i32 = 100;
+const RETRY_BASE_MS: i64 = 60_000;
+
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DispatchReport {
+    pub claimed: usize,
+    pub sent: usize,
+    pub retried: usize,
+    pub failed: usize,
+    /// Claims lost to another dispatcher after a lease ran out (logged).
+    pub lost: usize,
+}
+
+/// Delivers every due message it can claim before `deadline`.
+/// Shards are visited from a random start, so concurrent invocations spread out.
+pub async fn dispatch_due(svc: &Services, owner: &str, deadline: Instant) -> DispatchReport {
+    let shards = svc.outbox.shards();
+    let start = rand::thread_rng().gen_range(0..shards);
+    let mut report = DispatchReport::default();
+    for i in 0..shards {
+        let shard = (start + i) % shards;
+        let mut empty_claims = 0;
+        while Instant::now() < deadline {
+            let now = clock::now_ms();
+            let due = match svc.outbox.due(shard, now, PAGE).await {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::error!(error = %e, shard, "due query failed");
+                    break;
+                }
+            };
+            if due.is_empty() {
+                break;
+            }
+            let claimed = match svc.outbox.claim(due, owner, now + LEASE_MS).await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(error = %e, shard, "claim failed");
+                    break;
+                }
+            };
+            if claimed.is_empty() {
+                // Others hold these (or the index lags behind a claim): move on soon.
+                empty_claims += 1;
+                if empty_claims >= 3 {
+                    break;
+                }
+                continue;
+            }
+            report.claimed += claimed.len();
+            let outcomes: Vec<Outcome> = stream::iter(claimed)
+                .map(|m| async move { deliver(svc, &m, owner).await })
+                .buffer_unordered(CONCURRENCY)
+                .collect()
+                .await;
+            for o in outcomes {
+                match o {
+                    Outcome::Sent => report.sent += 1,
+                    Outcome::Retry => report.retried += 1,
+                    Outcome::Failed => report.failed += 1,
+                    Outcome::Lost => report.lost += 1,
+                }
+            }
+        }
+    }
+    if report.claimed > 0 {
+        tracing::info!(?report, "dispatch finished");
+    }
+    report
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Sent,
+    Retry,
+    Failed,
+    Lost,
+}
+
+/// What WeChat's answer means for the message (the contract's outcome table).
+pub fn judge(result: &Result<u64, WechatError>, attempts_so_far: i64, now_ms: i64) -> Finish {
+    let err = match result {
+        Ok(msgid) => return Finish::Sent { msgid: *msgid },
+        Err(e) => e,
+    };
+    let (errcode, errmsg) = match err {
+        WechatError::Api { errcode, errmsg } => (Some(*errcode), errmsg.clone()),
+        other => (None, other.to_string()),
+    };
+    let retryable = err.is_transient() || err.is_token_rejected() || errcode == Some(45009);
+    match errcode {
+        Some(43101) => Finish::Failed { errcode, errmsg, credit: CreditFate::Revoke },
+        _ if retryable && attempts_so_far < MAX_ATTEMPTS => {
+            let backoff = RETRY_BASE_MS.saturating_mul(1 << (attempts_so_far.clamp(1, 5) - 1));
+            Finish::Retry { next_due_ms: now_ms + backoff, errcode, errmsg }
+        }
+        // 47003/40003/40037/41030, anything unexpected, or retries used up:
+        // WeChat did not spend the user's credit, so give it back.
+        _ => Finish::Failed { errcode, errmsg, credit: CreditFate::Return },
+    }
+}
+
+/// One claimed message: at most one WeChat call, or two when the token was
+/// refused and refreshed; then one outcome write.
+pub async fn deliver(svc: &Services, m: &Message, owner: &str) -> Outcome {
+    let request = m.to_send_request();
+    let mut calls = 0u32;
+    let result = match svc.tokens.get().await {
+        Err(e) => {
+            tracing::warn!(error = %e, id = %m.id, "no access token; will retry");
+            Err(WechatError::Transport("access token unavailable".into()))
+        }
+        Ok(token) => {
+            calls += 1;
+            let mut r = svc.wechat.send_subscribe_message(&token, &request).await;
+            if matches!(&r, Err(e) if e.is_token_rejected()) {
+                metrics::count("TokenRejected", 1, &[]);
+                match svc.tokens.replace(&token).await {
+                    Ok(fresh) => {
+                        calls += 1;
+                        r = svc.wechat.send_subscribe_message(&fresh, &request).await;
+                    }
+                    Err(e) => tracing::warn!(error = %e, id = %m.id, "token refresh failed"),
+                }
+            }
+            r
+        }
+    };
+    let now = clock::now_ms();
+    let finish = judge(&result, m.attempts + calls as i64, now);
+    let written = match svc.outbox.finish(m, owner, calls, &finish, now).await {
+        Ok(w) => w,
+        Err(e) => {
+            // The lease runs out and another dispatcher picks the message up.
+            tracing::error!(error = %e, id = %m.id, "could not record the outcome");
+            return Outcome::Lost;
+        }
+    };
+    if !written {
+        tracing::warn!(id = %m.id, "lease lost before the outcome was recorded");
+        return Outcome::Lost;
+    }
+    match &finish {
+        Finish::Sent { msgid } => {
+            tracing::info!(id = %m.id, msgid, "message sent");
+            metrics::count("MessagesSent", 1, &[]);
+            Outcome::Sent
+        }
+        Finish::Retry { errcode, errmsg, .. } => {
+            tracing::warn!(id = %m.id, errcode, errmsg, "send failed; will retry");
+            metrics::count("MessagesRetried", 1, &[]);
+            Outcome::Retry
+        }
+        Finish::Failed { errcode, errmsg, .. } => {
+            tracing::warn!(id = %m.id, errcode, errmsg, "message failed");
+            let code = errcode.map(|c| c.to_string()).unwrap_or_else(|| "none".into());
+            metrics::count("MessagesFailed", 1, &[("errcode", code.as_str())]);
+            Outcome::Failed
+        }
+    }
+}
+
+/// Claims one just-scheduled message and delivers it now (direct invocation).
+async fn deliver_now(svc: &Services, m: Message, owner: &str) -> Result<Message, ApiError> {
+    let id = m.id.clone();
+    let claimed = svc.outbox.claim(vec![m], owner, clock::now_ms() + LEASE_MS).await?;
+    for c in &claimed {
+        deliver(svc, c, owner).await;
+    }
+    svc.outbox.get(&id).await?.ok_or_else(|| ApiError::NotFound(format!("no message {id}")))
+}
+
+/// The payload of a direct invocation: the event itself, or its `detail`
+/// when it came through EventBridge.
+fn payload(event: &Value) -> Option<&Map<String, Value>> {
+    match event.get("detail") {
+        Some(Value::Object(d)) if event.get("detail-type").is_some() => Some(d),
+        _ => event.as_object(),
+    }
+}
+
+fn is_tick(event: &Value) -> bool {
+    event.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event")
+        && event.get("detail").is_none_or(|d| d.as_object().is_none_or(|m| m.is_empty()))
+}
+
+/// Handles any event the `send` function receives. Validation failures are a
+/// normal answer `{"error":{..}}`, so Lambda does not retry them; internal
+/// faults are a function error, so an asynchronous invocation is retried
+/// (safely: idempotency keys and claims make a retry change nothing twice).
+pub async fn handle(svc: &Services, event: &Value, invocation_id: &str, deadline: Instant) -> Result<Value, ApiError> {
+    let owner = format!("{}-{}", ids::owner_tag(), invocation_id.chars().take(36).collect::<String>());
+    if is_tick(event) {
+        let report = dispatch_due(svc, &owner, deadline).await;
+        return Ok(json!({"dispatch": report}));
+    }
+    let result = match payload(event) {
+        None => Err(ApiError::invalid("the event must be a message request, a broadcast or a Scheduled Event")),
+        Some(body) if body.contains_key("broadcast") => {
+            let key = event.get("id").and_then(Value::as_str).unwrap_or(invocation_id);
+            broadcast(svc, body, key, &owner, deadline).await
+        }
+        Some(body) => single(svc, body, &owner).await,
+    };
+    match result {
+        Err(e) if e.status() >= 500 => Err(e),
+        Err(e) => {
+            tracing::warn!(code = e.code(), error = %e, "direct invocation refused");
+            Ok(e.body())
+        }
+        ok => ok,
+    }
+}
+
+async fn single(svc: &Services, body: &Map<String, Value>, owner: &str) -> Result<Value, ApiError> {
+    let m = match schedule::schedule(svc, body).await? {
+        Scheduled::Existing(m) => return Ok(m.to_document()),
+        Scheduled::Created(m) => m,
+    };
+    if m.send_at_ms <= clock::now_ms() {
+        return Ok(deliver_now(svc, m, owner).await?.to_document());
+    }
+    Ok(m.to_document())
+}
+
+const BROADCAST_FIELDS: [&str; 7] = ["template_id", "data", "page", "miniprogram_state", "lang", "send_at", "idempotency_key"];
+
+/// One message per grantee of the template, each reserving that user's grant.
+/// Idempotency keys derive from the event id (or the given key), so a retried
+/// invocation schedules nobody twice.
+async fn broadcast(svc: &Services, body: &Map<String, Value>, event_key: &str, owner: &str, deadline: Instant) -> Result<Value, ApiError> {
+    let spec = match body.get("broadcast") {
+        Some(Value::Object(b)) => b,
+        _ => return Err(ApiError::invalid("broadcast must be an object")),
+    };
+    schedule::check_fields(spec, &BROADCAST_FIELDS)?;
+    let base_key = crate::http::opt_str(spec, "idempotency_key", 64)?.unwrap_or_else(|| event_key.to_string());
+    let content = schedule::content(svc, spec).await?;
+    let grantees = svc.grants.grantees(&content.template.id).await?;
+    let total = grantees.len();
+    let results: Vec<Result<Scheduled, ApiError>> = stream::iter(grantees)
+        .map(|g| {
+            let content = &content;
+            let key = format!("bcast#{base_key}#{}", g.openid);
+            async move { schedule::store(svc, &g.openid, content, Some(key)).await }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    let (mut scheduled, mut existing, mut no_grant, mut errors) = (0, 0, 0, 0);
+    for r in results {
+        match r {
+            Ok(Scheduled::Created(_)) => scheduled += 1,
+            Ok(Scheduled::Existing(_)) => existing += 1,
+            Err(ApiError::NoGrant(_)) => no_grant += 1,
+            Err(_) => errors += 1,
+        }
+    }
+    tracing::info!(template_id = %content.template.id, total, scheduled, existing, no_grant, errors, "broadcast scheduled");
+    if errors > 0 {
+        // Let Lambda retry: the idempotency keys make the retry safe.
+        return Err(ApiError::Internal);
+    }
+    let dispatch = if content.send_at_ms.is_none_or(|t| t <= clock::now_ms()) {
+        Some(dispatch_due(svc, owner, deadline).await)
+    } else {
+        None
+    };
+    Ok(json!({"broadcast": {
+        "template_id": content.template.id,
+        "grantees": total,
+        "scheduled": scheduled,
+        "existing": existing,
+        "no_grant": no_grant,
+        "dispatch": dispatch,
+    }}))
+}
+
+/// The time an invocation may spend dispatching: the Lambda deadline minus a margin.
+pub fn budget(deadline_ms: u64) -> Instant {
+    let left = (deadline_ms as i64 - clock::now_ms() - 10_000).clamp(1_000, 15 * 60_000);
+    Instant::now() + Duration::from_millis(left as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(code: i64) -> Result<u64, WechatError> {
+        Err(WechatError::Api { errcode: code, errmsg: "x".into() })
+    }
+
+    #[test]
+    fn outcome_table() {
+        assert!(matches!(judge(&Ok(7), 1, 0), Finish::Sent { msgid: 7 }));
+        assert!(matches!(judge(&api(43101), 1, 0), Finish::Failed { credit: CreditFate::Revoke, .. }));
+        for code in [47003, 40003, 40037, 41030] {
+            assert!(matches!(judge(&api(code), 1, 0), Finish::Failed { credit: CreditFate::Return, .. }), "{code}");
+        }
+        for e in [api(-1), api(45009), Err(WechatError::Http(502)), Err(WechatError::Transport("timeout".into()))] {
+            assert!(matches!(judge(&e, 1, 0), Finish::Retry { next_due_ms: 60_000, .. }));
+            assert!(matches!(judge(&e, 3, 0), Finish::Retry { next_due_ms: 240_000, .. }));
+            assert!(matches!(judge(&e, MAX_ATTEMPTS, 0), Finish::Failed { credit: CreditFate::Return, .. }));
+        }
+    }
+
+    #[test]
+    fn event_shapes() {
+        let tick = json!({"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}});
+        assert!(is_tick(&tick));
+        let wrapped = json!({"detail-type": "SendMessage", "detail": {"openid": "o"}});
+        assert!(!is_tick(&wrapped));
+        assert_eq!(payload(&wrapped).and_then(|p| p.get("openid")), Some(&json!("o")));
+        let raw = json!({"openid": "o", "detail": "not eventbridge"});
+        assert_eq!(payload(&raw).and_then(|p| p.get("openid")), Some(&json!("o")));
+        assert!(payload(&json!([1])).is_none());
+    }
+}

@@ -1,0 +1,77 @@
+//! The Lambda side of every function: load config once per cold start, build
+//! the clients once, then map each event to its handler.
+
+use lambda_http::{Body, Request, Response};
+use lambda_runtime::LambdaEvent;
+use serde_json::Value;
+
+use crate::app::Services;
+use crate::config::{Config, Needs};
+use crate::handlers;
+use crate::http;
+
+pub type Error = lambda_runtime::Error;
+
+/// The HTTP functions behind API Gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpFunction {
+    Login,
+    Subscribe,
+    Messages,
+    Callback,
+}
+
+impl HttpFunction {
+    pub fn needs(self) -> Needs {
+        match self {
+            HttpFunction::Login => Needs { secret: true, ..Needs::default() },
+            HttpFunction::Subscribe => Needs { templates: true, ..Needs::default() },
+            HttpFunction::Messages => Needs { templates: true, ..Needs::default() },
+            HttpFunction::Callback => Needs { push: true, templates: true, ..Needs::default() },
+        }
+    }
+}
+
+/// Routes one HTTP request to its function's handler.
+pub async fn http_entry(f: HttpFunction, svc: &Services, req: &Request) -> Response<Body> {
+    http::finish(match f {
+        HttpFunction::Login => handlers::login::handle(svc, req).await,
+        HttpFunction::Subscribe => handlers::subscribe::handle(svc, req).await,
+        HttpFunction::Messages => handlers::messages::handle(svc, req).await,
+        HttpFunction::Callback => handlers::callback::handle(svc, req).await,
+    })
+}
+
+/// Cold start: config and clients, each failure one clear log line.
+pub async fn boot(needs: Needs) -> Result<&'static Services, Error> {
+    crate::logging::init();
+    let config = Config::from_env(needs).map_err(|e| {
+        tracing::error!(variable = e.var, "{e}");
+        e
+    })?;
+    let svc = Services::init(config).await.map_err(|e| {
+        tracing::error!("{e}");
+        e
+    })?;
+    // Lives for the whole process: one set of clients per container.
+    Ok(Box::leak(Box::new(svc)))
+}
+
+pub async fn run_http(f: HttpFunction) -> Result<(), Error> {
+    let svc = boot(f.needs()).await?;
+    lambda_http::run(lambda_http::service_fn(move |req: Request| async move {
+        Ok::<_, Error>(http_entry(f, svc, &req).await)
+    }))
+    .await
+}
+
+pub async fn run_send() -> Result<(), Error> {
+    let svc = boot(Needs { secret: true, templates: true, ..Needs::default() }).await?;
+    lambda_runtime::run(lambda_runtime::service_fn(move |event: LambdaEvent<Value>| async move {
+        let deadline = handlers::send::budget(event.context.deadline);
+        handlers::send::handle(svc, &event.payload, &event.context.request_id, deadline)
+            .await
+            .map_err(|e| Error::from(format!("{}: {e}", e.code())))
+    }))
+    .await
+}

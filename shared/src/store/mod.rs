@@ -1,0 +1,49 @@
+//! DynamoDB access: one file per table-backed idea. Every table is declared
+//! in template.yaml and created from it in tests, so code and template agree.
+
+pub(crate) mod attrs;
+pub mod dedupe;
+pub mod grants;
+pub mod outbox;
+pub mod sessions;
+pub mod token_cache;
+pub(crate) mod tx;
+
+use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+
+pub use grants::{Grant, GrantChange, GrantLedger};
+pub use outbox::{Message, MessageStatus, Outbox};
+pub use sessions::{Session, SessionStore};
+pub use token_cache::AccessTokenCache;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("DynamoDB request failed: {0}")]
+    Dynamo(String),
+    #[error("stored item is malformed: {0}")]
+    Malformed(String),
+}
+
+impl StoreError {
+    pub(crate) fn sdk<E, R>(e: SdkError<E, R>) -> Self
+    where
+        E: std::error::Error + 'static,
+        R: std::fmt::Debug,
+    {
+        // The SDK's Display says only "service error"; the context says what.
+        StoreError::Dynamo(DisplayErrorContext(&e).to_string())
+    }
+}
+
+impl From<aws_sdk_dynamodb::error::BuildError> for StoreError {
+    fn from(e: aws_sdk_dynamodb::error::BuildError) -> Self {
+        StoreError::Dynamo(format!("request build: {e}"))
+    }
+}
+
+/// Builds the DynamoDB client from the standard AWS chain
+/// (`AWS_ENDPOINT_URL_DYNAMODB` / `AWS_ENDPOINT_URL` point it at DynamoDB Local).
+pub async fn dynamo_client() -> aws_sdk_dynamodb::Client {
+    let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    aws_sdk_dynamodb::Client::new(&shared)
+}

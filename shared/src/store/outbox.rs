@@ -1,0 +1,562 @@
+//! The outbox: scheduled messages and their delivery state.
+//!
+//! Due messages sit in the sparse `due` index (`due_shard`, `due_at`), whose
+//! partition key is write-sharded so a broadcast to many users spreads over
+//! partitions. Claiming sets `status=sending`, a lease owner, and moves
+//! `due_at` to the lease's end: if the claimer dies, the message becomes due
+//! again when the lease runs out, and the claim condition (`due_at` unchanged)
+//! lets exactly one dispatcher win each claim.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::Client;
+use serde_json::{json, Map, Value};
+
+use super::attrs::{get_bool, get_n, get_s, map, n, req_n, req_s, s, Item};
+use super::grants::GrantLedger;
+use super::tx::{self, TxResult};
+use super::StoreError;
+use crate::clock;
+use crate::templates::TemplateKind;
+use crate::wechat::{DataValue, SendRequest};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageStatus {
+    Scheduled,
+    Sending,
+    Sent,
+    Delivered,
+    Failed,
+    Cancelled,
+}
+
+impl MessageStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageStatus::Scheduled => "scheduled",
+            MessageStatus::Sending => "sending",
+            MessageStatus::Sent => "sent",
+            MessageStatus::Delivered => "delivered",
+            MessageStatus::Failed => "failed",
+            MessageStatus::Cancelled => "cancelled",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "scheduled" => MessageStatus::Scheduled,
+            "sending" => MessageStatus::Sending,
+            "sent" => MessageStatus::Sent,
+            "delivered" => MessageStatus::Delivered,
+            "failed" => MessageStatus::Failed,
+            "cancelled" => MessageStatus::Cancelled,
+            _ => return None,
+        })
+    }
+}
+
+/// A message as the business asked for it, validated, before it is stored.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub id: String,
+    pub openid: String,
+    pub template_id: String,
+    pub kind: TemplateKind,
+    pub data: BTreeMap<String, DataValue>,
+    pub page: Option<String>,
+    pub miniprogram_state: Option<String>,
+    pub lang: Option<String>,
+    pub send_at_ms: i64,
+    pub idempotency_key: Option<String>,
+    /// SHA-256 of the canonical request, to tell a retry from a conflicting reuse of the key.
+    pub request_hash: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub id: String,
+    pub status: MessageStatus,
+    pub openid: String,
+    pub template_id: String,
+    pub kind: TemplateKind,
+    pub data: BTreeMap<String, DataValue>,
+    pub page: Option<String>,
+    pub miniprogram_state: Option<String>,
+    pub lang: Option<String>,
+    pub send_at_ms: i64,
+    pub attempts: i64,
+    pub msgid: Option<String>,
+    pub errcode: Option<i64>,
+    pub errmsg: Option<String>,
+    pub sent_at_ms: Option<i64>,
+    pub delivered_at_ms: Option<i64>,
+    pub due_at: Option<i64>,
+    pub credit_reserved: bool,
+}
+
+impl Message {
+    /// The status document of `GET /messages/{id}` (absent fields omitted).
+    pub fn to_document(&self) -> Value {
+        let mut doc = Map::new();
+        doc.insert("id".into(), json!(self.id));
+        doc.insert("status".into(), json!(self.status.as_str()));
+        doc.insert("openid".into(), json!(self.openid));
+        doc.insert("template_id".into(), json!(self.template_id));
+        doc.insert("send_at".into(), json!(clock::rfc3339_ms(self.send_at_ms)));
+        doc.insert("attempts".into(), json!(self.attempts));
+        if let Some(v) = &self.msgid {
+            doc.insert("msgid".into(), json!(v));
+        }
+        if let Some(v) = self.errcode {
+            doc.insert("errcode".into(), json!(v));
+        }
+        if let Some(v) = &self.errmsg {
+            doc.insert("errmsg".into(), json!(v));
+        }
+        if let Some(v) = self.sent_at_ms {
+            doc.insert("sent_at".into(), json!(clock::rfc3339_ms(v)));
+        }
+        if let Some(v) = self.delivered_at_ms {
+            doc.insert("delivered_at".into(), json!(clock::rfc3339_ms(v)));
+        }
+        Value::Object(doc)
+    }
+
+    pub fn to_send_request(&self) -> SendRequest {
+        SendRequest {
+            touser: self.openid.clone(),
+            template_id: self.template_id.clone(),
+            page: self.page.clone(),
+            data: self.data.clone(),
+            miniprogram_state: self.miniprogram_state.clone(),
+            lang: self.lang.clone(),
+        }
+    }
+
+    fn from_item(item: &Item) -> Result<Message, StoreError> {
+        let status = MessageStatus::parse(&req_s(item, "status")?)
+            .ok_or_else(|| StoreError::Malformed("unknown status".into()))?;
+        let kind = TemplateKind::parse(&req_s(item, "kind")?).ok_or_else(|| StoreError::Malformed("unknown kind".into()))?;
+        let data = serde_json::from_str(&req_s(item, "data")?).map_err(|e| StoreError::Malformed(format!("data: {e}")))?;
+        Ok(Message {
+            id: req_s(item, "id")?,
+            status,
+            openid: req_s(item, "openid")?,
+            template_id: req_s(item, "template_id")?,
+            kind,
+            data,
+            page: get_s(item, "page"),
+            miniprogram_state: get_s(item, "miniprogram_state"),
+            lang: get_s(item, "lang"),
+            send_at_ms: req_n(item, "send_at")?,
+            attempts: get_n(item, "attempts").unwrap_or(0),
+            msgid: get_s(item, "msgid"),
+            errcode: get_n(item, "errcode"),
+            errmsg: get_s(item, "errmsg"),
+            sent_at_ms: get_n(item, "sent_at"),
+            delivered_at_ms: get_n(item, "delivered_at"),
+            due_at: get_n(item, "due_at"),
+            credit_reserved: get_bool(item, "credit_reserved").unwrap_or(false),
+        })
+    }
+}
+
+#[derive(Debug)]
+pub enum ScheduleOutcome {
+    Created,
+    /// The same idempotency key with the same request: the message already stored.
+    Existing(Message),
+    /// The same idempotency key with a different request.
+    Conflict,
+    /// No credit left, or the long-term grant is off.
+    NoGrant,
+}
+
+#[derive(Debug)]
+pub enum CancelOutcome {
+    Cancelled(Message),
+    AlreadySent(Message),
+    NotFound,
+}
+
+/// What happens to the user's credit when a send ends in failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreditFate {
+    /// WeChat did not spend it: give it back.
+    Return,
+    /// WeChat says the user has none (43101): zero the ledger.
+    Revoke,
+}
+
+#[derive(Debug, Clone)]
+pub enum Finish {
+    Sent { msgid: u64 },
+    Retry { next_due_ms: i64, errcode: Option<i64>, errmsg: String },
+    Failed { errcode: Option<i64>, errmsg: String, credit: CreditFate },
+}
+
+#[derive(Clone, Debug)]
+pub struct Outbox {
+    db: Client,
+    table: String,
+    grants: GrantLedger,
+    shards: u32,
+}
+
+const IDEM_PREFIX: &str = "idem#";
+
+impl Outbox {
+    pub fn new(db: Client, table: impl Into<String>, grants: GrantLedger, shards: u32) -> Self {
+        Outbox { db, table: table.into(), grants, shards: shards.max(1) }
+    }
+
+    pub fn shards(&self) -> u32 {
+        self.shards
+    }
+
+    /// The due-index partition of a message: spread by the id's random bits.
+    pub fn shard_of(&self, id: &str) -> String {
+        let bits = id.bytes().rev().take(8).fold(0u32, |acc, c| acc.wrapping_mul(31).wrapping_add(c as u32));
+        format!("due#{}", bits % self.shards)
+    }
+
+    pub fn shard_name(shard: u32) -> String {
+        format!("due#{shard}")
+    }
+
+    /// Stores the message and reserves the user's grant in one transaction;
+    /// with an idempotency key, also claims the key.
+    pub async fn schedule(&self, m: &NewMessage, now_ms: i64) -> Result<ScheduleOutcome, StoreError> {
+        let mut item = map([
+            ("id", s(&m.id)),
+            ("status", s(MessageStatus::Scheduled.as_str())),
+            ("openid", s(&m.openid)),
+            ("template_id", s(&m.template_id)),
+            ("kind", s(m.kind.as_str())),
+            ("data", s(serde_json::to_string(&m.data).map_err(|e| StoreError::Malformed(e.to_string()))?)),
+            ("send_at", n(m.send_at_ms)),
+            ("created_at", n(now_ms)),
+            ("attempts", n(0)),
+            ("due_shard", s(self.shard_of(&m.id))),
+            ("due_at", n(m.send_at_ms)),
+            ("credit_reserved", super::attrs::b(m.kind == TemplateKind::OneTime)),
+            ("request_hash", s(&m.request_hash)),
+        ]);
+        for (k, v) in [("page", &m.page), ("miniprogram_state", &m.miniprogram_state), ("lang", &m.lang), ("idempotency_key", &m.idempotency_key)] {
+            if let Some(v) = v {
+                item.insert(k.into(), s(v));
+            }
+        }
+        let mut items = vec![TransactWriteItem::builder()
+            .put(
+                Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(item))
+                    .condition_expression("attribute_not_exists(id)")
+                    .build()?,
+            )
+            .build()];
+        let idem_index = if let Some(key) = &m.idempotency_key {
+            items.push(
+                TransactWriteItem::builder()
+                    .put(
+                        Put::builder()
+                            .table_name(&self.table)
+                            .set_item(Some(map([
+                                ("id", s(format!("{IDEM_PREFIX}{key}"))),
+                                ("message_id", s(&m.id)),
+                                ("request_hash", s(&m.request_hash)),
+                                ("created_at", n(now_ms)),
+                            ])))
+                            .condition_expression("attribute_not_exists(id)")
+                            .build()?,
+                    )
+                    .build(),
+            );
+            Some(items.len() - 1)
+        } else {
+            None
+        };
+        items.push(self.grants.reserve_item(&m.openid, &m.template_id, m.kind)?);
+        let reserve_index = items.len() - 1;
+
+        match tx::transact(&self.db, items).await? {
+            TxResult::Committed => Ok(ScheduleOutcome::Created),
+            TxResult::ConditionFailed(failed) => {
+                if let (Some(i), Some(key)) = (idem_index, &m.idempotency_key) {
+                    if failed.contains(&i) {
+                        return self.resolve_idempotent(key, &m.request_hash).await;
+                    }
+                }
+                if failed.contains(&reserve_index) {
+                    return Ok(ScheduleOutcome::NoGrant);
+                }
+                Err(StoreError::Dynamo("message id collision".into()))
+            }
+        }
+    }
+
+    async fn resolve_idempotent(&self, key: &str, request_hash: &str) -> Result<ScheduleOutcome, StoreError> {
+        let record = self.get_item(&format!("{IDEM_PREFIX}{key}")).await?;
+        let Some(record) = record else {
+            return Err(StoreError::Malformed("idempotency record vanished".into()));
+        };
+        if req_s(&record, "request_hash")? != request_hash {
+            return Ok(ScheduleOutcome::Conflict);
+        }
+        match self.get(&req_s(&record, "message_id")?).await? {
+            Some(existing) => Ok(ScheduleOutcome::Existing(existing)),
+            None => Err(StoreError::Malformed("idempotency record points at no message".into())),
+        }
+    }
+
+    async fn get_item(&self, id: &str) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .db
+            .get_item()
+            .table_name(&self.table)
+            .key("id", s(id))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(StoreError::sdk)?;
+        Ok(out.item)
+    }
+
+    pub async fn get(&self, id: &str) -> Result<Option<Message>, StoreError> {
+        if id.starts_with(IDEM_PREFIX) {
+            return Ok(None);
+        }
+        match self.get_item(id).await? {
+            Some(item) => Message::from_item(&item).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Cancels a scheduled message and returns its credit, in one transaction.
+    pub async fn cancel(&self, id: &str, now_ms: i64) -> Result<CancelOutcome, StoreError> {
+        let Some(current) = self.get(id).await? else { return Ok(CancelOutcome::NotFound) };
+        match current.status {
+            MessageStatus::Cancelled => return Ok(CancelOutcome::Cancelled(current)),
+            MessageStatus::Scheduled => {}
+            _ => return Ok(CancelOutcome::AlreadySent(current)),
+        }
+        let mut items = vec![TransactWriteItem::builder()
+            .update(
+                Update::builder()
+                    .table_name(&self.table)
+                    .key("id", s(id))
+                    .update_expression("SET #st = :cancelled, cancelled_at = :now REMOVE due_shard, due_at, lease_owner")
+                    .condition_expression("#st = :scheduled")
+                    .expression_attribute_names("#st", "status")
+                    .set_expression_attribute_values(Some(map([
+                        (":cancelled", s("cancelled")),
+                        (":scheduled", s("scheduled")),
+                        (":now", n(now_ms)),
+                    ])))
+                    .build()?,
+            )
+            .build()];
+        if current.credit_reserved {
+            items.push(self.grants.release_item(&current.openid, &current.template_id)?);
+        }
+        match tx::transact(&self.db, items).await? {
+            TxResult::Committed => {
+                let doc = self.get(id).await?.ok_or_else(|| StoreError::Malformed("cancelled message vanished".into()))?;
+                Ok(CancelOutcome::Cancelled(doc))
+            }
+            // It moved on (claimed, or cancelled by a concurrent call) between our read and write.
+            TxResult::ConditionFailed(_) => match self.get(id).await? {
+                Some(m) if m.status == MessageStatus::Cancelled => Ok(CancelOutcome::Cancelled(m)),
+                Some(m) => Ok(CancelOutcome::AlreadySent(m)),
+                None => Ok(CancelOutcome::NotFound),
+            },
+        }
+    }
+
+    /// Up to `limit` messages of one shard that are due at `now_ms`.
+    pub async fn due(&self, shard: u32, now_ms: i64, limit: i32) -> Result<Vec<Message>, StoreError> {
+        let out = self
+            .db
+            .query()
+            .table_name(&self.table)
+            .index_name("due")
+            .key_condition_expression("due_shard = :sh AND due_at <= :now")
+            .set_expression_attribute_values(Some(map([(":sh", s(Self::shard_name(shard))), (":now", n(now_ms))])))
+            .limit(limit)
+            .send()
+            .await
+            .map_err(StoreError::sdk)?;
+        out.items().iter().map(Message::from_item).collect()
+    }
+
+    /// Claims what it can of `candidates` for `owner` until `lease_until_ms`,
+    /// in transactions of up to 25. Returns the claimed messages.
+    pub async fn claim(&self, candidates: Vec<Message>, owner: &str, lease_until_ms: i64) -> Result<Vec<Message>, StoreError> {
+        let mut claimed = Vec::with_capacity(candidates.len());
+        for chunk in candidates.chunks(25) {
+            let mut pending: Vec<Message> = chunk.iter().filter(|m| m.due_at.is_some()).cloned().collect();
+            while !pending.is_empty() {
+                let items = pending
+                    .iter()
+                    .map(|m| self.claim_item(m, owner, lease_until_ms))
+                    .collect::<Result<Vec<_>, _>>()?;
+                match tx::transact(&self.db, items).await? {
+                    TxResult::Committed => {
+                        for mut m in pending.drain(..) {
+                            m.status = MessageStatus::Sending;
+                            m.due_at = Some(lease_until_ms);
+                            claimed.push(m);
+                        }
+                    }
+                    // Someone else claimed (or cancelled) those: drop them and retry the rest.
+                    TxResult::ConditionFailed(lost) => {
+                        pending = pending.into_iter().enumerate().filter(|(i, _)| !lost.contains(i)).map(|(_, m)| m).collect();
+                    }
+                }
+            }
+        }
+        Ok(claimed)
+    }
+
+    fn claim_item(&self, m: &Message, owner: &str, lease_until_ms: i64) -> Result<TransactWriteItem, StoreError> {
+        let seen = m.due_at.unwrap_or_default();
+        Ok(TransactWriteItem::builder()
+            .update(
+                Update::builder()
+                    .table_name(&self.table)
+                    .key("id", s(&m.id))
+                    .update_expression("SET #st = :sending, lease_owner = :me, due_at = :lease")
+                    .condition_expression("due_at = :seen AND (#st = :scheduled OR #st = :sending)")
+                    .expression_attribute_names("#st", "status")
+                    .set_expression_attribute_values(Some(map([
+                        (":sending", s("sending")),
+                        (":scheduled", s("scheduled")),
+                        (":me", s(owner)),
+                        (":lease", n(lease_until_ms)),
+                        (":seen", n(seen)),
+                    ])))
+                    .build()?,
+            )
+            .build())
+    }
+
+    /// Records the end of one claim. `false` when the lease was lost (another
+    /// dispatcher took the message over), in which case nothing is written.
+    pub async fn finish(&self, m: &Message, owner: &str, calls: u32, outcome: &Finish, now_ms: i64) -> Result<bool, StoreError> {
+        let mut values = map([
+            (":me", s(owner)),
+            (":sending", s("sending")),
+            (":calls", n(calls)),
+            (":now", n(now_ms)),
+        ]);
+        let expr = match outcome {
+            Finish::Sent { msgid } => {
+                values.insert(":sent".into(), s("sent"));
+                values.insert(":msgid".into(), s(msgid.to_string()));
+                "SET #st = :sent, msgid = :msgid, sent_at = :now, updated_at = :now \
+                 REMOVE due_shard, due_at, lease_owner, errcode, errmsg ADD attempts :calls"
+            }
+            Finish::Retry { next_due_ms, errcode, errmsg } => {
+                values.insert(":scheduled".into(), s("scheduled"));
+                values.insert(":next".into(), n(next_due_ms));
+                values.insert(":errcode".into(), n(errcode.unwrap_or(-1)));
+                values.insert(":errmsg".into(), s(errmsg));
+                "SET #st = :scheduled, due_at = :next, errcode = :errcode, errmsg = :errmsg, updated_at = :now \
+                 REMOVE lease_owner ADD attempts :calls"
+            }
+            Finish::Failed { errcode, errmsg, .. } => {
+                values.insert(":failed".into(), s("failed"));
+                values.insert(":errcode".into(), n(errcode.unwrap_or(-1)));
+                values.insert(":errmsg".into(), s(errmsg));
+                "SET #st = :failed, errcode = :errcode, errmsg = :errmsg, updated_at = :now \
+                 REMOVE due_shard, due_at, lease_owner ADD attempts :calls"
+            }
+        };
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key("id", s(&m.id))
+            .update_expression(expr)
+            .condition_expression("lease_owner = :me AND #st = :sending")
+            .expression_attribute_names("#st", "status")
+            .set_expression_attribute_values(Some(values))
+            .build()?;
+        let mut items = vec![TransactWriteItem::builder().update(update).build()];
+        if let Finish::Failed { credit, .. } = outcome {
+            match credit {
+                CreditFate::Return if m.credit_reserved => items.push(self.grants.release_item(&m.openid, &m.template_id)?),
+                CreditFate::Revoke => items.push(self.grants.revoke_item(&m.openid, &m.template_id, m.kind, now_ms / 1000)?),
+                CreditFate::Return => {}
+            }
+        }
+        if items.len() == 1 {
+            // The hot path (sent, retry): a single conditional UpdateItem.
+            return self.update_single(items.remove(0)).await;
+        }
+        Ok(matches!(tx::transact(&self.db, items).await?, TxResult::Committed))
+    }
+
+    async fn update_single(&self, item: TransactWriteItem) -> Result<bool, StoreError> {
+        let u = item.update.ok_or_else(|| StoreError::Dynamo("update missing".into()))?;
+        let result = self
+            .db
+            .update_item()
+            .table_name(u.table_name())
+            .set_key(Some(u.key().clone()))
+            .update_expression(u.update_expression())
+            .set_condition_expression(u.condition_expression().map(String::from))
+            .set_expression_attribute_names(u.expression_attribute_names().cloned())
+            .set_expression_attribute_values(u.expression_attribute_values().cloned())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(StoreError::sdk(e)),
+        }
+    }
+
+    /// The message WeChat's sent event speaks of (`by_msgid` index).
+    pub async fn find_by_msgid(&self, msgid: &str) -> Result<Option<Message>, StoreError> {
+        let out = self
+            .db
+            .query()
+            .table_name(&self.table)
+            .index_name("by_msgid")
+            .key_condition_expression("msgid = :m")
+            .expression_attribute_values(":m", s(msgid))
+            .limit(1)
+            .send()
+            .await
+            .map_err(StoreError::sdk)?;
+        match out.items().first() {
+            Some(item) => Message::from_item(item).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The delivery report of a sent message: `delivered` on 0, else `failed`.
+    /// Only a message still in `sent` changes.
+    pub fn delivery_item(&self, id: &str, error_code: i64, error_status: &str, now_ms: i64) -> Result<TransactWriteItem, StoreError> {
+        let (expr, mut values) = if error_code == 0 {
+            ("SET #st = :delivered, delivered_at = :now, updated_at = :now", map([(":delivered", s("delivered"))]))
+        } else {
+            (
+                "SET #st = :failed, errcode = :code, errmsg = :status, updated_at = :now",
+                map([(":failed", s("failed")), (":code", n(error_code)), (":status", s(error_status))]),
+            )
+        };
+        values.insert(":now".into(), n(now_ms));
+        values.insert(":sent".into(), s("sent"));
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key("id", s(id))
+            .update_expression(expr)
+            .condition_expression("#st = :sent")
+            .expression_attribute_names("#st", "status")
+            .set_expression_attribute_values(Some(values))
+            .build()?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+}
