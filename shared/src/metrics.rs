@@ -12,7 +12,8 @@ pub fn count(name: &str, value: u64, dims: &[(&str, &str)]) {
             "Timestamp": crate::clock::now_ms(),
             "CloudWatchMetrics": [{
                 "Namespace": NAMESPACE,
-                "Dimensions": [dims.iter().map(|(k, _)| *k).collect::<Vec<_>>()],
+                // The empty set gives the total (what alarms watch); the named one the breakdown.
+                "Dimensions": dimension_sets(dims),
                 "Metrics": [{"Name": name, "Unit": "Count"}],
             }],
         },
@@ -25,4 +26,12 @@ pub fn count(name: &str, value: u64, dims: &[(&str, &str)]) {
     }
     // EMF is read from stdout, apart from the tracing lines.
     println!("{line}");
+}
+
+fn dimension_sets(dims: &[(&str, &str)]) -> Vec<Vec<String>> {
+    let mut sets = vec![Vec::new()];
+    if !dims.is_empty() {
+        sets.push(dims.iter().map(|(k, _)| (*k).to_string()).collect());
+    }
+    sets
 }

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# `make test`: installs what is missing, starts DynamoDB Local once for the
+# run, runs every test of the workspace, lints template.yaml.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+scripts/ensure-tools.sh dynamodb lint
+
+endpoint="$(scripts/dynamodb-local.sh start)"
+trap 'scripts/dynamodb-local.sh stop' EXIT
+echo "DynamoDB Local at $endpoint"
+
+export AWS_ENDPOINT_URL_DYNAMODB="$endpoint"
+export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_REGION=us-east-1
+export RUST_LOG="${RUST_LOG:-warn}"
+
+echo "== cfn-lint template.yaml"
+.tools/venv/bin/cfn-lint template.yaml
+
+echo "== cargo test --workspace"
+cargo test --workspace --locked -- --test-threads "${TEST_THREADS:-4}"

@@ -1,0 +1,47 @@
+//! Shared helpers of the cross-function tests (see tests/tests/).
+
+use serde_json::Value;
+use shared::app::Services;
+
+pub use devstack::env::{Options, TestEnv, APPID, LONG_TERM, ONE_TIME, PUSH_AES_KEY, PUSH_TOKEN};
+
+/// An HTTP call through the routed function; the body parsed as JSON when it is JSON.
+pub async fn call(svc: &Services, method: &str, uri: &str, token: Option<&str>, body: &str) -> (u16, Value) {
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let mut headers = vec![("content-type", "application/json")];
+    if let Some(a) = &auth {
+        headers.push(("authorization", a.as_str()));
+    }
+    let (status, _, text) = devstack::gateway::invoke(svc, method, uri, &headers, body.as_bytes()).await;
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+/// The error code of an error body.
+pub fn code(v: &Value) -> &str {
+    v["error"]["code"].as_str().unwrap_or("<no error code>")
+}
+
+/// A user who logged in: (openid, session token).
+pub async fn logged_in(env: &TestEnv) -> (String, String) {
+    let openid = env.new_user(None).await;
+    let code = env.login_code(&openid).await;
+    let (status, body) = call(&env.svc, "POST", "/login", None, &format!(r#"{{"code":"{code}"}}"#)).await;
+    assert_eq!(status, 200, "{body}");
+    (openid, body["token"].as_str().expect("token").to_string())
+}
+
+/// The user accepts templates in WeChat and the mini-program reports it.
+pub async fn grant(env: &TestEnv, openid: &str, token: &str, results: Value) -> Value {
+    let wx_result = env.user_subscribes(openid, results).await;
+    let (status, body) = call(&env.svc, "POST", "/subscriptions", Some(token), &wx_result.to_string()).await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+pub fn remaining(grants: &Value, template: &str) -> Option<i64> {
+    grants["grants"].as_array()?.iter().find(|g| g["template_id"] == template)?["remaining"].as_i64()
+}
+
+pub fn active(grants: &Value, template: &str) -> Option<bool> {
+    grants["grants"].as_array()?.iter().find(|g| g["template_id"] == template)?["active"].as_bool()
+}

@@ -1,0 +1,140 @@
+//! An in-process stand-in for API Gateway, for tests only: real HTTP in,
+//! an HTTP API payload-2.0 event parsed by lambda_http's own deserializer,
+//! routed by path as template.yaml routes it. (`make dev` uses cargo lambda
+//! watch instead.)
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+use shared::app::Services;
+use shared::lambda::{http_entry, HttpFunction};
+
+/// Which function template.yaml routes a path to, and its path parameters.
+pub fn route(path: &str) -> Option<(HttpFunction, &'static str, HashMap<String, String>)> {
+    let mut params = HashMap::new();
+    let f = match path {
+        "/login" => (HttpFunction::Login, "/login"),
+        "/subscriptions" => (HttpFunction::Subscribe, "/subscriptions"),
+        "/messages" => (HttpFunction::Messages, "/messages"),
+        "/wechat/callback" => (HttpFunction::Callback, "/wechat/callback"),
+        p => {
+            let id = p.strip_prefix("/messages/").filter(|id| !id.is_empty() && !id.contains('/'))?;
+            params.insert("id".to_string(), id.to_string());
+            (HttpFunction::Messages, "/messages/{id}")
+        }
+    };
+    Some((f.0, f.1, params))
+}
+
+/// The HTTP API (payload 2.0) event API Gateway would send.
+pub fn event(method: &str, path: &str, query: Option<&str>, headers: &HeaderMap, body: &[u8], route_key: &str, params: &HashMap<String, String>) -> Value {
+    let header_map: serde_json::Map<String, Value> =
+        headers.iter().filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_string(), json!(v)))).collect();
+    let mut query_params = serde_json::Map::new();
+    for pair in query.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let decode = |s: &str| percent_decode(s);
+        query_params.insert(decode(k), json!(decode(v)));
+    }
+    let text = std::str::from_utf8(body).ok();
+    json!({
+        "version": "2.0",
+        "routeKey": format!("{method} {route_key}"),
+        "rawPath": path,
+        "rawQueryString": query.unwrap_or_default(),
+        "headers": header_map,
+        "queryStringParameters": if query_params.is_empty() { Value::Null } else { Value::Object(query_params) },
+        "pathParameters": if params.is_empty() { Value::Null } else { json!(params) },
+        "requestContext": {
+            "accountId": "123456789012", "apiId": "local", "domainName": "localhost", "domainPrefix": "localhost",
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "devstack"},
+            "requestId": format!("req-{}", rand::random::<u64>()), "routeKey": format!("{method} {route_key}"), "stage": "$default",
+            "time": "23/Nov/2026:00:00:00 +0000", "timeEpoch": 0
+        },
+        "body": match text { Some(t) => json!(t), None => Value::Null },
+        "isBase64Encoded": false
+    })
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.replace('+', " ").into_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Ok(b) = u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"), 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+async fn handle(State(svc): State<Arc<Services>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    let Some((f, route_key, params)) = route(uri.path()) else {
+        return (StatusCode::NOT_FOUND, "no route").into_response();
+    };
+    let ev = event(method.as_str(), uri.path(), uri.query(), &headers, &body, route_key, &params);
+    let req = match lambda_http::request::from_str(&ev.to_string()) {
+        Ok(r) => r,
+        Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, format!("event: {e}")).into_response(),
+    };
+    let resp = http_entry(f, &svc, &req).await;
+    let (parts, body) = resp.into_parts();
+    let bytes: Vec<u8> = match body {
+        lambda_http::Body::Text(t) => t.into_bytes(),
+        lambda_http::Body::Binary(b) => b,
+        _ => Vec::new(),
+    };
+    Response::from_parts(parts, axum::body::Body::from(bytes))
+}
+
+/// Serves every HTTP function on a loopback port.
+pub async fn serve(svc: Arc<Services>) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("gateway port");
+    let addr = listener.local_addr().expect("addr");
+    let app = axum::Router::new().fallback(handle).with_state(svc);
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (addr, task)
+}
+
+/// One request through the function template.yaml routes it to, as API
+/// Gateway would deliver it. Returns (status, content-type, body).
+pub async fn invoke(svc: &Services, method: &str, uri: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String, String) {
+    let (path, query) = match uri.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (uri, None),
+    };
+    let Some((f, route_key, params)) = route(path) else {
+        return (404, String::new(), "no route".into());
+    };
+    let mut map = HeaderMap::new();
+    for (k, v) in headers {
+        if let (Ok(k), Ok(v)) = (axum::http::HeaderName::from_bytes(k.as_bytes()), axum::http::HeaderValue::from_str(v)) {
+            map.insert(k, v);
+        }
+    }
+    let ev = event(method, path, query, &map, body, route_key, &params);
+    let req = lambda_http::request::from_str(&ev.to_string()).expect("a valid HTTP API event");
+    let resp = http_entry(f, svc, &req).await;
+    let status = resp.status().as_u16();
+    let ctype = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    let text = match resp.into_body() {
+        lambda_http::Body::Text(t) => t,
+        lambda_http::Body::Binary(b) => String::from_utf8_lossy(&b).into_owned(),
+        _ => String::new(),
+    };
+    (status, ctype, text)
+}
