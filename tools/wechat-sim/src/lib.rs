@@ -8,7 +8,7 @@
 //! the clock.
 
 mod control;
-mod push;
+pub mod push;
 mod state;
 mod wechat;
 

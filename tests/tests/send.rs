@@ -1,0 +1,360 @@
+//! `POST/GET/DELETE /messages` and the `send` function, against DynamoDB Local
+//! and the simulator.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use integration_tests::{call, code, grant, logged_in, remaining, Options, TestEnv, LONG_TERM, ONE_TIME};
+use serde_json::{json, Value};
+use shared::handlers::send;
+
+const SEND: &str = "/cgi-bin/message/subscribe/send";
+
+fn meeting(openid: &str) -> Value {
+    json!({"openid": openid, "template_id": ONE_TIME,
+           "data": {"thing1": {"value": "项目评审会"}, "time2": "2026-11-24 14:00"},
+           "page": "pages/meeting/index?id=42", "miniprogram_state": "formal", "lang": "zh_CN"})
+}
+
+async fn post(env: &TestEnv, body: &Value) -> (u16, Value) {
+    call(&env.svc, "POST", "/messages", None, &body.to_string()).await
+}
+
+async fn get(env: &TestEnv, id: &str) -> Value {
+    let (status, doc) = call(&env.svc, "GET", &format!("/messages/{id}"), None, "").await;
+    assert_eq!(status, 200, "{doc}");
+    doc
+}
+
+async fn tick(env: &TestEnv) -> send::DispatchReport {
+    send::dispatch_due(&env.svc, "test-dispatcher", Instant::now() + Duration::from_secs(60)).await
+}
+
+async fn user_with_credits(env: &TestEnv, n: usize) -> (String, String) {
+    let (openid, token) = logged_in(env).await;
+    for _ in 0..n {
+        grant(env, &openid, &token, json!({ONE_TIME: "accept"})).await;
+    }
+    (openid, token)
+}
+
+async fn grants(env: &TestEnv, token: &str) -> Value {
+    call(&env.svc, "GET", "/subscriptions", Some(token), "").await.1
+}
+
+#[tokio::test]
+async fn scheduled_message_is_sent_once_and_spends_one_credit() {
+    let env = TestEnv::start(Options::default()).await;
+    let (openid, token) = user_with_credits(&env, 2).await;
+    let (status, created) = post(&env, &meeting(&openid)).await;
+    assert_eq!(status, 202, "{created}");
+    assert_eq!(created["status"], "scheduled");
+    let id = created["id"].as_str().expect("id").to_string();
+    assert_eq!(remaining(&grants(&env, &token).await, ONE_TIME), Some(1), "reserved at once");
+
+    let report = tick(&env).await;
+    assert_eq!((report.claimed, report.sent), (1, 1));
+    assert_eq!(tick(&env).await.claimed, 0, "nothing sent twice");
+
+    let doc = get(&env, &id).await;
+    assert_eq!(doc["status"], "sent");
+    assert_eq!(doc["attempts"], 1);
+    assert!(doc["msgid"].as_str().is_some_and(|m| m.parse::<u64>().is_ok()));
+    assert!(doc.get("errcode").is_none());
+    let inbox = env.inbox(&openid).await;
+    assert_eq!(inbox.len(), 1);
+    assert_eq!(inbox[0]["data"]["thing1"]["value"], "项目评审会");
+    assert_eq!(inbox[0]["msgid"], doc["msgid"]);
+    assert_eq!(remaining(&grants(&env, &token).await, ONE_TIME), Some(1));
+}
+
+#[tokio::test]
+async fn no_credit_means_no_grant_and_cancel_returns_it() {
+    let env = TestEnv::start(Options::default()).await;
+    let (openid, token) = user_with_credits(&env, 1).await;
+    let mut later = meeting(&openid);
+    later["send_at"] = json!("2099-01-01T09:00:00+08:00");
+    let (status, created) = post(&env, &later).await;
+    assert_eq!(status, 202);
+    assert_eq!(created["send_at"], "2099-01-01T01:00:00Z");
+    let (status, second) = post(&env, &later).await;
+    assert_eq!((status, code(&second)), (409, "no_grant"), "two messages never count on one credit");
+
+    let id = created["id"].as_str().expect("id");
+    let (status, doc) = call(&env.svc, "DELETE", &format!("/messages/{id}"), None, "").await;
+    assert_eq!((status, doc["status"].as_str()), (200, Some("cancelled")));
+    assert_eq!(remaining(&grants(&env, &token).await, ONE_TIME), Some(1), "credit returned");
+    let (status, again) = call(&env.svc, "DELETE", &format!("/messages/{id}"), None, "").await;
+    assert_eq!((status, again["status"].as_str()), (200, Some("cancelled")));
+    assert_eq!(remaining(&grants(&env, &token).await, ONE_TIME), Some(1), "cancelling twice returns once");
+    assert_eq!(tick(&env).await.claimed, 0, "a cancelled message is never sent");
+
+    let (status, e) = call(&env.svc, "DELETE", "/messages/msg_nope", None, "").await;
+    assert_eq!((status, code(&e)), (404, "not_found"));
+    let (status, e) = call(&env.svc, "GET", "/messages/msg_nope", None, "").await;
+    assert_eq!((status, code(&e)), (404, "not_found"));
+
+    // A sent message cannot be cancelled.
+    let (_, now) = post(&env, &meeting(&openid)).await;
+    tick(&env).await;
+    let (status, e) = call(&env.svc, "DELETE", &format!("/messages/{}", now["id"].as_str().expect("id")), None, "").await;
+    assert_eq!((status, code(&e)), (409, "already_sent"));
+}
+
+#[tokio::test]
+async fn idempotency_key_same_body_same_message_other_body_conflict() {
+    let env = TestEnv::start(Options::default()).await;
+    let (openid, token) = user_with_credits(&env, 3).await;
+    let mut body = meeting(&openid);
+    body["idempotency_key"] = json!("meeting-42-reminder");
+    let (s1, first) = post(&env, &body).await;
+    let (s2, again) = post(&env, &body).await;
+    assert_eq!((s1, s2), (202, 200));
+    assert_eq!(first["id"], again["id"]);
+    assert_eq!(remaining(&grants(&env, &token).await, ONE_TIME), Some(2), "one reservation only");
+    body["data"]["thing1"] = json!("另一个会议");
+    let (status, e) = post(&env, &body).await;
+    assert_eq!((status, code(&e)), (409, "idempotency_conflict"));
+}
+
+#[tokio::test]
+async fn every_bad_input_gets_its_4xx_and_stores_nothing() {
+    let env = TestEnv::start(Options::default()).await;
+    let (openid, token) = user_with_credits(&env, 1).await;
+    let with = |f: &dyn Fn(&mut Value)| {
+        let mut b = meeting(&openid);
+        f(&mut b);
+        b.to_string()
+    };
+    let cases: Vec<(String, u16, &str)> = vec![
+        (with(&|b| b["data"]["thing1"] = json!("这是一个超过二十个字的会议名称会被微信拒绝的呀")), 400, "invalid_data"),
+        (with(&|b| b["data"]["time2"] = json!("tomorrow")), 400, "invalid_data"),
+        (with(&|b| b["data"]["thing1"] = json!("line\nbreak")), 400, "invalid_data"),
+        (with(&|b| b["template_id"] = json!("nope")), 400, "unknown_template"),
+        (with(&|b| b["data"] = json!([])), 400, "invalid_request"),
+        (with(&|b| b["data"]["thing1"] = json!(true)), 400, "invalid_request"),
+        (with(&|b| b["openid"] = json!(5)), 400, "invalid_request"),
+        (with(&|b| { b.as_object_mut().map(|o| o.remove("openid")); }), 400, "invalid_request"),
+        (with(&|b| b["send_at"] = json!("tomorrow at nine")), 400, "invalid_request"),
+        (with(&|b| b["lang"] = json!("fr_FR")), 400, "invalid_request"),
+        (with(&|b| b["miniprogram_state"] = json!("beta")), 400, "invalid_request"),
+        (with(&|b| b["sendAt"] = json!("2026-01-01T00:00:00Z")), 400, "invalid_request"),
+        ("{".into(), 400, "invalid_request"),
+        (format!(r#"{{"pad":"{}"}}"#, "x".repeat(70 * 1024)), 413, "payload_too_large"),
+    ];
+    for (body, want_status, want_code) in &cases {
+        let (status, e) = call(&env.svc, "POST", "/messages", None, body).await;
+        assert_eq!((status, code(&e)), (*want_status, *want_code), "{body:.80}");
+    }
+    let (_, e) = post(&env, &serde_json::from_str(&cases[0].0).expect("json")).await;
+    let message = e["error"]["message"].as_str().expect("message");
+    assert!(message.contains("thing1") && message.contains("20"), "names the key and the rule: {message}");
+    assert_eq!(remaining(&grants(&env, &token).await, ONE_TIME), Some(1));
+    let scan = env.db.scan().table_name(&env.tables["MESSAGES_TABLE"]).send().await.expect("scan");
+    assert!(scan.items().is_empty(), "nothing stored for refused requests");
+}
+
+#[tokio::test]
+async fn transient_failures_retry_with_the_credit_kept() {
+    let env = TestEnv::start(Options::default()).await;
+    let (openid, token) = user_with_credits(&env, 2).await;
+    for fault in [json!({"errcode": -1}), json!({"errcode": 45009}), json!({"http_status": 502})] {
+        env.fault(SEND, fault.clone()).await;
+        let (_, created) = post(&env, &meeting(&openid)).await;
+        let report = tick(&env).await;
+        assert_eq!(report.retried, 1, "{fault}");
+        let doc = get(&env, created["id"].as_str().expect("id")).await;
+        assert_eq!(doc["status"], "scheduled", "{fault}: back in the queue");
+        assert_eq!(doc["attempts"], 1);
+        let (_, _) = call(&env.svc, "DELETE", &format!("/messages/{}", created["id"].as_str().expect("id")), None, "").await;
+    }
+    assert_eq!(remaining(&grants(&env, &token).await, ONE_TIME), Some(2), "credits kept, then returned by cancel");
+    assert!(env.inbox(&openid).await.is_empty());
+}
+
+#[tokio::test]
+async fn refused_sends_fail_and_return_the_credit_43101_zeroes() {
+    let env = TestEnv::start(Options::default()).await;
+    let (openid, token) = user_with_credits(&env, 2).await;
+    for errcode in [47003, 40003, 40037, 41030] {
+        env.fault(SEND, json!({"errcode": errcode})).await;
+        let (_, created) = post(&env, &meeting(&openid)).await;
+        assert_eq!(tick(&env).await.failed, 1);
+        let doc = get(&env, created["id"].as_str().expect("id")).await;
+        assert_eq!((doc["status"].as_str(), doc["errcode"].as_i64()), (Some("failed"), Some(errcode)));
+        assert_eq!(remaining(&grants(&env, &token).await, ONE_TIME), Some(2), "{errcode}: credit returned");
+    }
+    // The user switched the template off in WeChat: 43101, and our ledger follows.
+    env.sim_post(&format!("/sim/users/{openid}/turn_off"), json!({"template_id": ONE_TIME})).await;
+    let (_, created) = post(&env, &meeting(&openid)).await;
+    assert_eq!(tick(&env).await.failed, 1);
+    let doc = get(&env, created["id"].as_str().expect("id")).await;
+    assert_eq!(doc["errcode"], 43101);
+    assert_eq!(remaining(&grants(&env, &token).await, ONE_TIME), Some(0), "43101 zeroes the user's credits");
+}
+
+#[tokio::test]
+async fn rejected_token_is_refreshed_once_and_the_send_retried() {
+    let env = TestEnv::start(Options::default()).await;
+    let (openid, _) = user_with_credits(&env, 3).await;
+    let (_, a) = post(&env, &meeting(&openid)).await;
+    tick(&env).await;
+    assert_eq!(get(&env, a["id"].as_str().expect("id")).await["status"], "sent");
+    let fetches = env.sim_requests("/cgi-bin/stable_token").await;
+    assert_eq!(fetches, 1);
+
+    env.fault(SEND, json!({"errcode": 40001})).await;
+    let (_, b) = post(&env, &meeting(&openid)).await;
+    assert_eq!(tick(&env).await.sent, 1);
+    let doc = get(&env, b["id"].as_str().expect("id")).await;
+    assert_eq!((doc["status"].as_str(), doc["attempts"].as_i64()), (Some("sent"), Some(2)));
+    assert!(env.sim_requests("/cgi-bin/stable_token").await > fetches, "token fetched again");
+
+    // The token expires in WeChat's clock while our copy still looks fresh: 42001, refresh, sent.
+    env.advance_clock(7300).await;
+    let (_, c) = post(&env, &meeting(&openid)).await;
+    assert_eq!(tick(&env).await.sent, 1);
+    assert_eq!(get(&env, c["id"].as_str().expect("id")).await["attempts"], 2);
+    assert_eq!(env.inbox(&openid).await.len(), 3);
+}
+
+#[tokio::test]
+async fn cached_token_is_shared_and_not_refetched() {
+    let env = TestEnv::start(Options { classic_token: true, ..Options::default() }).await;
+    let (openid, _) = user_with_credits(&env, 3).await;
+    for _ in 0..3 {
+        post(&env, &meeting(&openid)).await;
+        // Each tick on a fresh container: the token comes from DynamoDB, not WeChat.
+        let other = env.another_container();
+        send::dispatch_due(&other, "c", Instant::now() + Duration::from_secs(30)).await;
+    }
+    assert_eq!(env.sim_requests("/cgi-bin/token").await, 1, "one fetch for all containers");
+    assert_eq!(env.inbox(&openid).await.len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn eight_dispatchers_deliver_a_thousand_messages_exactly_once() {
+    let env = TestEnv::start(Options::default()).await;
+    let users = 200;
+    let per_user = 5;
+    let openids: Vec<String> = join_all((0..users).map(|_| env.new_user(None))).await;
+    for chunk in openids.chunks(20) {
+        join_all(chunk.iter().map(|o| async {
+            for _ in 0..per_user {
+                env.user_subscribes(o, json!({ONE_TIME: "accept"})).await;
+            }
+            let update = shared::store::grants::GrantUpdate {
+                template_id: ONE_TIME.into(),
+                kind: shared::templates::TemplateKind::OneTime,
+                change: shared::store::GrantChange::AddCredit,
+            };
+            for _ in 0..per_user {
+                env.svc.grants.apply(o, std::slice::from_ref(&update), None, 0).await.expect("credit");
+            }
+        }))
+        .await;
+    }
+    let mut ids = Vec::new();
+    for chunk in openids.chunks(20) {
+        let created = join_all(chunk.iter().flat_map(|o| (0..per_user).map(move |_| o)).map(|o| { let body = meeting(o); let env = &env; async move { post(env, &body).await } })).await;
+        for (status, body) in created {
+            assert_eq!(status, 202, "{body}");
+            ids.push(body["id"].as_str().expect("id").to_string());
+        }
+    }
+    assert_eq!(ids.len(), users * per_user);
+    let before = env.sim_requests(SEND).await;
+
+    let dispatchers = (0..8).map(|i| {
+        let svc = env.another_container();
+        tokio::spawn(async move { send::dispatch_due(&svc, &format!("d{i}"), Instant::now() + Duration::from_secs(120)).await })
+    });
+    let reports: Vec<send::DispatchReport> = join_all(dispatchers).await.into_iter().map(|r| r.expect("task")).collect();
+    let sent: usize = reports.iter().map(|r| r.sent).sum();
+    assert_eq!(sent, ids.len(), "{reports:?}");
+    assert!(reports.iter().all(|r| r.lost == 0 && r.failed == 0), "{reports:?}");
+    assert_eq!(env.sim_requests(SEND).await - before, ids.len() as u64, "exactly one WeChat call per message");
+
+    let mut msgids = HashSet::new();
+    for o in &openids {
+        let inbox = env.inbox(o).await;
+        assert_eq!(inbox.len(), per_user, "each message delivered once");
+        for m in inbox {
+            assert!(msgids.insert(m["msgid"].as_str().expect("msgid").to_string()));
+        }
+        let user = env.sim_get(&format!("/sim/users/{o}")).await;
+        assert_eq!(user["credits"][ONE_TIME], 0, "WeChat's credits spent exactly");
+        let ledger = env.svc.grants.list(o).await.expect("ledger");
+        assert_eq!(ledger[0].remaining, 0, "our credits balance");
+    }
+    for id in ids.iter().step_by(97) {
+        assert_eq!(get(&env, id).await["status"], "sent");
+    }
+}
+
+#[tokio::test]
+async fn a_dead_dispatchers_claims_are_delivered_later_once() {
+    let env = TestEnv::start(Options::default()).await;
+    let (openid, _) = user_with_credits(&env, 3).await;
+    for _ in 0..3 {
+        post(&env, &meeting(&openid)).await;
+    }
+    // A dispatcher claims everything with a short lease and dies before sending.
+    let mut due = Vec::new();
+    for shard in 0..env.svc.outbox.shards() {
+        due.extend(env.svc.outbox.due(shard, shared::clock::now_ms(), 100).await.expect("due"));
+    }
+    let claimed = env.svc.outbox.claim(due, "dead", shared::clock::now_ms() + 1500).await.expect("claim");
+    assert_eq!(claimed.len(), 3);
+    assert_eq!(tick(&env).await.claimed, 0, "claims held by the dead dispatcher are respected");
+    tokio::time::sleep(Duration::from_millis(1700)).await;
+    let report = tick(&env).await;
+    assert_eq!((report.claimed, report.sent), (3, 3));
+    assert_eq!(tick(&env).await.claimed, 0);
+    assert_eq!(env.inbox(&openid).await.len(), 3);
+    // The dead dispatcher waking up cannot record anything over the new owner.
+    let late = env.svc.outbox.finish(&claimed[0], "dead", 1, &shared::store::outbox::Finish::Sent { msgid: 1 }, 0).await.expect("store");
+    assert!(!late, "a lost lease writes nothing");
+}
+
+#[tokio::test]
+async fn direct_invocation_raw_and_eventbridge_wrapped() {
+    let env = TestEnv::start(Options::default()).await;
+    let (openid, token) = user_with_credits(&env, 2).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let raw = send::handle(&env.svc, &meeting(&openid), "inv-1", deadline).await.expect("answer");
+    assert_eq!(raw["status"], "sent", "{raw}");
+    let wrapped = json!({"version": "0", "id": "ev-1", "detail-type": "SendMessage", "source": "my.app", "detail": meeting(&openid)});
+    let doc = send::handle(&env.svc, &wrapped, "inv-2", deadline).await.expect("answer");
+    assert_eq!(doc["status"], "sent", "{doc}");
+    let refused = send::handle(&env.svc, &meeting(&openid), "inv-3", deadline).await.expect("a normal answer, not a function error");
+    assert_eq!(code(&refused), "no_grant");
+    let bad = send::handle(&env.svc, &json!({"openid": openid}), "inv-4", deadline).await.expect("normal answer");
+    assert_eq!(code(&bad), "invalid_request");
+    assert_eq!(env.inbox(&openid).await.len(), 2);
+    assert_eq!(remaining(&grants(&env, &token).await, ONE_TIME), Some(0));
+}
+
+#[tokio::test]
+async fn broadcast_reaches_every_grantee_once_even_when_retried() {
+    let env = TestEnv::start(Options::default()).await;
+    let mut holders = Vec::new();
+    for i in 0..4 {
+        let (openid, token) = logged_in(&env).await;
+        if i < 3 {
+            grant(&env, &openid, &token, json!({LONG_TERM: "accept"})).await;
+            holders.push(openid);
+        }
+    }
+    let event = json!({"id": "ev-daily-1", "detail-type": "Scheduled Event", "source": "aws.events",
+        "detail": {"broadcast": {"template_id": LONG_TERM, "data": {"character_string1": "SN1", "enum2": "已支付", "amount3": "¥9.90"}, "page": "pages/order/detail"}}});
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let first = send::handle(&env.svc, &event, "inv", deadline).await.expect("answer");
+    assert_eq!(first["broadcast"]["scheduled"], 3, "{first}");
+    let retry = send::handle(&env.svc, &event, "inv", deadline).await.expect("answer");
+    assert_eq!((retry["broadcast"]["scheduled"].as_i64(), retry["broadcast"]["existing"].as_i64()), (Some(0), Some(3)));
+    for o in &holders {
+        assert_eq!(env.inbox(o).await.len(), 1, "one message per grantee");
+    }
+}
