@@ -120,16 +120,7 @@ impl GrantLedger {
         // A lone update needs no transaction: one atomic UpdateItem is cheaper
         // and never conflicts with concurrent reports.
         if items.len() == 1 && dedupe_key.is_none() {
-            let upd = items.remove(0).update.ok_or_else(|| StoreError::Dynamo("update missing".into()))?;
-            self.db
-                .update_item()
-                .table_name(upd.table_name())
-                .set_key(Some(upd.key().clone()))
-                .update_expression(upd.update_expression())
-                .set_expression_attribute_values(upd.expression_attribute_values().cloned())
-                .send()
-                .await
-                .map_err(StoreError::sdk)?;
+            tx::update_one(&self.db, items.remove(0)).await?;
             return Ok(Applied::Now);
         }
         match tx::transact(&self.db, items).await? {

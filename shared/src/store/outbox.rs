@@ -492,30 +492,11 @@ impl Outbox {
         }
         if items.len() == 1 {
             // The hot path (sent, retry): a single conditional UpdateItem.
-            return self.update_single(items.remove(0)).await;
+            return tx::update_one(&self.db, items.remove(0)).await;
         }
         Ok(matches!(tx::transact(&self.db, items).await?, TxResult::Committed))
     }
 
-    async fn update_single(&self, item: TransactWriteItem) -> Result<bool, StoreError> {
-        let u = item.update.ok_or_else(|| StoreError::Dynamo("update missing".into()))?;
-        let result = self
-            .db
-            .update_item()
-            .table_name(u.table_name())
-            .set_key(Some(u.key().clone()))
-            .update_expression(u.update_expression())
-            .set_condition_expression(u.condition_expression().map(String::from))
-            .set_expression_attribute_names(u.expression_attribute_names().cloned())
-            .set_expression_attribute_values(u.expression_attribute_values().cloned())
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(false),
-            Err(e) => Err(StoreError::sdk(e)),
-        }
-    }
 
     /// The message WeChat's sent event speaks of (`by_msgid` index).
     pub async fn find_by_msgid(&self, msgid: &str) -> Result<Option<Message>, StoreError> {

@@ -87,3 +87,24 @@ pub async fn apply_once(db: &Client, mut items: Vec<TransactWriteItem>) -> Resul
         }
     }
 }
+
+/// Runs a single update as a plain (cheaper, conflict-free) UpdateItem.
+/// `false` when its condition failed.
+pub async fn update_one(db: &Client, item: TransactWriteItem) -> Result<bool, StoreError> {
+    let u = item.update.ok_or_else(|| StoreError::Dynamo("update missing".into()))?;
+    let result = db
+        .update_item()
+        .table_name(u.table_name())
+        .set_key(Some(u.key().clone()))
+        .update_expression(u.update_expression())
+        .set_condition_expression(u.condition_expression().map(String::from))
+        .set_expression_attribute_names(u.expression_attribute_names().cloned())
+        .set_expression_attribute_values(u.expression_attribute_values().cloned())
+        .send()
+        .await;
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(false),
+        Err(e) => Err(StoreError::sdk(e)),
+    }
+}
