@@ -1,5 +1,10 @@
-# `make dev`, `make demo` and `make bench` are not written yet (see README, "Status").
-.PHONY: test build lint clean
+.PHONY: dev demo test build lint clean
+
+dev:          ## the whole backend locally: DynamoDB Local, simulator, every function (Ctrl-C stops)
+	scripts/dev.sh
+
+demo:         ## the whole story against the local stack (starts one if none runs)
+	scripts/demo.sh
 
 test:         ## every test of the workspace against DynamoDB Local, and cfn-lint
 	scripts/test.sh
@@ -13,5 +18,5 @@ lint:
 	.tools/venv/bin/cfn-lint template.yaml
 
 clean:
-	scripts/dynamodb-local.sh stop
+	scripts/dev.sh stop
 	rm -rf .dev

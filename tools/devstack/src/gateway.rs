@@ -1,7 +1,7 @@
 //! An in-process stand-in for API Gateway, for tests only: real HTTP in,
 //! an HTTP API payload-2.0 event parsed by lambda_http's own deserializer,
-//! routed by path as template.yaml routes it. (`make dev` uses cargo lambda
-//! watch instead.)
+//! routed by path as template.yaml routes it; plus Lambda's Invoke API for
+//! `send`. (`make dev` uses cargo lambda watch for both instead.)
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -80,7 +80,26 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Lambda's Invoke API path for the `send` function, as cargo lambda watch serves it.
+pub const SEND_INVOKE_PATH: &str = "/2015-03-31/functions/send/invocations";
+
+async fn invoke_send(svc: &Services, body: &[u8]) -> Response {
+    let event: Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) => return (StatusCode::BAD_REQUEST, format!("event: {e}")).into_response(),
+    };
+    let id = format!("local-{}", rand::random::<u64>());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    match shared::handlers::send::handle(svc, &event, &id, deadline).await {
+        Ok(v) => axum::Json(v).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(json!({"errorType": e.code(), "errorMessage": e.to_string()}))).into_response(),
+    }
+}
+
 async fn handle(State(svc): State<Arc<Services>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    if method == Method::POST && uri.path() == SEND_INVOKE_PATH {
+        return invoke_send(&svc, &body).await;
+    }
     let Some((f, route_key, params)) = route(uri.path()) else {
         return (StatusCode::NOT_FOUND, "no route").into_response();
     };
@@ -99,7 +118,7 @@ async fn handle(State(svc): State<Arc<Services>>, method: Method, uri: Uri, head
     Response::from_parts(parts, axum::body::Body::from(bytes))
 }
 
-/// Serves every HTTP function on a loopback port.
+/// Serves every HTTP function, and `send`'s Invoke API, on a loopback port.
 pub async fn serve(svc: Arc<Services>) -> (SocketAddr, tokio::task::JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("gateway port");
     let addr = listener.local_addr().expect("addr");

@@ -1,41 +1,78 @@
-//! `devstack tables --endpoint URL [--prefix P]`: creates the tables that
-//! template.yaml declares in DynamoDB Local and prints `VAR=table` lines.
+//! The local stack's helper binary.
+//!
+//! - `devstack tables --endpoint URL [--prefix P] [--template template.yaml]`:
+//!   creates the tables template.yaml declares in DynamoDB Local and prints
+//!   `VAR=table` lines (the functions' table variables).
+//! - `devstack demo --api URL --sim URL [--invoke URL]`: the whole story
+//!   against a running stack (`make demo`); exits 1 at the first failed step.
+//! - `devstack fixtures --out events`: rewrites the encrypted callback events
+//!   (compatible and safe mode, JSON and XML) for the local configuration.
+
+use std::process::ExitCode;
+
+const USAGE: &str = "usage: devstack tables --endpoint URL [--prefix P] [--template template.yaml]\n       devstack demo --api URL --sim URL [--invoke URL]\n       devstack fixtures --out events";
+
+fn flag(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+}
+
+fn required(args: &[String], name: &str) -> Result<String, String> {
+    flag(args, name).ok_or_else(|| format!("{name} is required\n{USAGE}"))
+}
+
+async fn tables(args: &[String]) -> Result<(), String> {
+    let endpoint = required(args, "--endpoint")?;
+    let prefix = flag(args, "--prefix").unwrap_or_default();
+    let template = flag(args, "--template")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(devstack::tables::template_path);
+    let specs = devstack::tables::from_template(&template)?;
+    let db = devstack::tables::local_client(&endpoint);
+    let names = devstack::tables::create_all(&db, &specs, &prefix).await?;
+    let mut lines: Vec<_> = names.into_iter().map(|(k, v)| format!("{k}={v}")).collect();
+    lines.sort();
+    println!("{}", lines.join("\n"));
+    Ok(())
+}
+
+async fn demo(args: &[String]) -> Result<(), String> {
+    let api = required(args, "--api")?;
+    let sim = required(args, "--sim")?;
+    let invoke = flag(args, "--invoke").unwrap_or_else(|| api.clone());
+    devstack::demo::run(devstack::demo::Stack { api, sim, invoke }).await
+}
+
+fn fixtures(args: &[String]) -> Result<(), String> {
+    let out = std::path::PathBuf::from(required(args, "--out")?);
+    for (name, event) in devstack::fixtures::encrypted_callback_events() {
+        let text = serde_json::to_string_pretty(&event).map_err(|e| e.to_string())? + "\n";
+        let path = out.join(&name);
+        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+        println!("{}", path.display());
+    }
+    Ok(())
+}
 
 #[tokio::main]
-async fn main() {
+async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
-    let flag = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
-    match args.get(1).map(String::as_str) {
-        Some("tables") => {
-            let Some(endpoint) = flag("--endpoint") else {
-                eprintln!("devstack tables: --endpoint URL is required");
-                std::process::exit(2);
-            };
-            let prefix = flag("--prefix").unwrap_or_default();
-            let template = flag("--template").map(std::path::PathBuf::from).unwrap_or_else(devstack::tables::template_path);
-            let specs = match devstack::tables::from_template(&template) {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!("devstack: {e}");
-                    std::process::exit(1);
-                }
-            };
-            let db = devstack::tables::local_client(&endpoint);
-            match devstack::tables::create_all(&db, &specs, &prefix).await {
-                Ok(names) => {
-                    let mut lines: Vec<_> = names.into_iter().map(|(k, v)| format!("{k}={v}")).collect();
-                    lines.sort();
-                    println!("{}", lines.join("\n"));
-                }
-                Err(e) => {
-                    eprintln!("devstack: {e}");
-                    std::process::exit(1);
-                }
-            }
-        }
+    let result = match args.get(1).map(String::as_str) {
+        Some("tables") => tables(&args).await,
+        Some("demo") => demo(&args).await,
+        Some("fixtures") => fixtures(&args),
         _ => {
-            eprintln!("usage: devstack tables --endpoint URL [--prefix P] [--template template.yaml]");
-            std::process::exit(2);
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("devstack: {e}");
+            ExitCode::FAILURE
         }
     }
 }
