@@ -16,8 +16,8 @@ use crate::wechat::{HttpWechat, WechatApi};
 pub enum InitError {
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
-    #[error("could not read WECHAT_SECRET_ARN from Secrets Manager: {0}")]
-    Secret(String),
+    #[error("could not read {var} from Secrets Manager: {reason}")]
+    Secret { var: &'static str, reason: String },
     #[error("could not build the WeChat client: {0}")]
     Client(String),
 }
@@ -38,13 +38,19 @@ pub struct Services {
 
 impl Services {
     /// Production start-up: resolves the secret, builds the AWS and WeChat clients.
-    pub async fn init(config: Config) -> Result<Self, InitError> {
+    pub async fn init(mut config: Config) -> Result<Self, InitError> {
         let db = crate::store::dynamo_client().await;
         let secret = match &config.secret {
             Some(SecretSource::Plain(s)) => s.clone(),
-            Some(SecretSource::SecretsManager(arn)) => read_secret(arn).await?,
+            Some(SecretSource::SecretsManager(arn)) => app_secret(&read_secret("WECHAT_SECRET_ARN", arn).await?)?,
             None => String::new(),
         };
+        if let (None, Some(arn)) = (&config.push_token, &config.push_secret_arn) {
+            let (token, aes_key) = push_secret(&read_secret("WECHAT_PUSH_SECRET_ARN", arn).await?)?;
+            crate::config::check_push(Some(&token), aes_key.as_deref())?;
+            config.push_token = Some(token);
+            config.push_aes_key = aes_key;
+        }
         let wechat = HttpWechat::new(&config.api_base, &config.appid, &secret).map_err(|e| InitError::Client(e.to_string()))?;
         Ok(Self::build(config, db, Arc::new(wechat)))
     }
@@ -95,25 +101,57 @@ impl Services {
     }
 }
 
-/// Reads the AppSecret from Secrets Manager: the plain string, or the
-/// `WECHAT_SECRET` / `secret` field of a JSON secret.
-async fn read_secret(arn: &str) -> Result<String, InitError> {
-    let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let client = aws_sdk_secretsmanager::Client::new(&shared);
-    let out = client
+/// A secret's string value, read once per cold start.
+async fn read_secret(var: &'static str, arn: &str) -> Result<String, InitError> {
+    let failed = |reason: String| InitError::Secret { var, reason };
+    let out = crate::aws::secrets_manager()
+        .await
         .get_secret_value()
         .secret_id(arn)
         .send()
         .await
-        .map_err(|e| InitError::Secret(aws_sdk_secretsmanager::error::DisplayErrorContext(&e).to_string()))?;
-    let raw = out.secret_string().ok_or_else(|| InitError::Secret("the secret has no string value".into()))?;
-    if let Ok(serde_json::Value::Object(m)) = serde_json::from_str::<serde_json::Value>(raw) {
-        for k in ["WECHAT_SECRET", "secret", "AppSecret"] {
-            if let Some(serde_json::Value::String(s)) = m.get(k) {
-                return Ok(s.clone());
-            }
-        }
-        return Err(InitError::Secret("JSON secret without a WECHAT_SECRET field".into()));
+        .map_err(|e| failed(aws_sdk_secretsmanager::error::DisplayErrorContext(&e).to_string()))?;
+    out.secret_string().map(str::to_string).ok_or_else(|| failed("the secret has no string value".into()))
+}
+
+/// The first of `keys` present as a string in a JSON object secret.
+fn json_field(raw: &str, keys: &[&str]) -> Option<String> {
+    let serde_json::Value::Object(m) = serde_json::from_str::<serde_json::Value>(raw).ok()? else { return None };
+    keys.iter().find_map(|k| m.get(*k).and_then(|v| v.as_str()).map(|s| s.trim().to_string()))
+}
+
+/// The AppSecret: the plain string, or the `WECHAT_SECRET` / `secret` /
+/// `AppSecret` field of a JSON secret.
+fn app_secret(raw: &str) -> Result<String, InitError> {
+    if raw.trim_start().starts_with('{') {
+        return json_field(raw, &["WECHAT_SECRET", "secret", "AppSecret"])
+            .ok_or_else(|| InitError::Secret { var: "WECHAT_SECRET_ARN", reason: "JSON secret without a WECHAT_SECRET field".into() });
     }
     Ok(raw.trim().to_string())
+}
+
+/// The push Token and EncodingAESKey from a JSON secret:
+/// `{"token":"...","aes_key":"..."}` (or the variable names as keys).
+fn push_secret(raw: &str) -> Result<(String, Option<String>), InitError> {
+    let token = json_field(raw, &["token", "WECHAT_PUSH_TOKEN"])
+        .ok_or_else(|| InitError::Secret { var: "WECHAT_PUSH_SECRET_ARN", reason: "JSON secret without a \"token\" field".into() })?;
+    let aes_key = json_field(raw, &["aes_key", "WECHAT_PUSH_AES_KEY"]).filter(|k| !k.is_empty());
+    Ok((token, aes_key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_read_from_plain_or_json_values() {
+        assert_eq!(app_secret(" abc \n").expect("plain"), "abc");
+        assert_eq!(app_secret(r#"{"WECHAT_SECRET":"abc"}"#).expect("json"), "abc");
+        assert!(app_secret(r#"{"other":"abc"}"#).is_err());
+        let (token, key) = push_secret(r#"{"token":"tok123","aes_key":""}"#).expect("push");
+        assert_eq!((token.as_str(), key), ("tok123", None));
+        let (_, key) = push_secret(r#"{"WECHAT_PUSH_TOKEN":"tok123","WECHAT_PUSH_AES_KEY":"k"}"#).expect("push");
+        assert_eq!(key.as_deref(), Some("k"));
+        assert!(push_secret("tok123").is_err());
+    }
 }

@@ -86,6 +86,9 @@ pub struct Config {
     pub api_base: String,
     pub push_token: Option<String>,
     pub push_aes_key: Option<String>,
+    /// Secrets Manager secret with the push Token and EncodingAESKey, read at
+    /// cold start when `WECHAT_PUSH_TOKEN` is not set (production).
+    pub push_secret_arn: Option<String>,
     /// `None`: discover through gettemplate.
     pub templates: Option<HashMap<String, TemplateDef>>,
     pub grant_source: GrantSource,
@@ -140,14 +143,17 @@ impl Config {
 
         let push_token = get("WECHAT_PUSH_TOKEN");
         let push_aes_key = get("WECHAT_PUSH_AES_KEY");
-        if needs.push {
-            let token = push_token.as_deref().ok_or_else(|| err("WECHAT_PUSH_TOKEN", "is required"))?;
-            if !(3..=32).contains(&token.len()) || !token.chars().all(|c| c.is_ascii_alphanumeric()) {
-                return Err(err("WECHAT_PUSH_TOKEN", "must be 3-32 letters or digits, as WeChat requires"));
+        let push_secret_arn = get("WECHAT_PUSH_SECRET_ARN");
+        if let Some(arn) = &push_secret_arn {
+            if !arn.starts_with("arn:") {
+                return Err(err("WECHAT_PUSH_SECRET_ARN", "must be a Secrets Manager ARN (arn:aws:secretsmanager:...)"));
             }
         }
-        if let Some(key) = &push_aes_key {
-            crate::push::crypto::PushCipher::new(key).map_err(|e| err("WECHAT_PUSH_AES_KEY", e.to_string()))?;
+        if needs.push && push_token.is_none() && push_secret_arn.is_none() {
+            return Err(err("WECHAT_PUSH_TOKEN", "WECHAT_PUSH_TOKEN or WECHAT_PUSH_SECRET_ARN is required"));
+        }
+        if push_token.is_some() || push_aes_key.is_some() {
+            check_push(push_token.as_deref(), push_aes_key.as_deref())?;
         }
 
         let grant_source = match get("GRANT_SOURCE").as_deref() {
@@ -193,6 +199,7 @@ impl Config {
             api_base,
             push_token,
             push_aes_key,
+            push_secret_arn,
             templates,
             grant_source,
             session_ttl,
@@ -201,6 +208,21 @@ impl Config {
             due_shards,
         })
     }
+}
+
+/// The push Token as WeChat requires it (3-32 letters or digits) and an
+/// EncodingAESKey that decodes to a 32-byte key. Also used on the values read
+/// from `WECHAT_PUSH_SECRET_ARN`, under the names the secret's fields stand for.
+pub fn check_push(token: Option<&str>, aes_key: Option<&str>) -> Result<(), ConfigError> {
+    if let Some(token) = token {
+        if !(3..=32).contains(&token.len()) || !token.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(err("WECHAT_PUSH_TOKEN", "must be 3-32 letters or digits, as WeChat requires"));
+        }
+    }
+    if let Some(key) = aes_key {
+        crate::push::crypto::PushCipher::new(key).map_err(|e| err("WECHAT_PUSH_AES_KEY", e.to_string()))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -239,6 +261,8 @@ mod tests {
             ("WECHAT_API_BASE", Some("ftp://x"), Needs::default()),
             ("WECHAT_PUSH_AES_KEY", Some("short"), Needs::default()),
             ("WECHAT_PUSH_TOKEN", None, Needs { push: true, ..Needs::default() }),
+            ("WECHAT_PUSH_TOKEN", Some("no spaces allowed"), Needs { push: true, ..Needs::default() }),
+            ("WECHAT_PUSH_SECRET_ARN", Some("my-secret"), Needs { push: true, ..Needs::default() }),
         ];
         for (var, value, needs) in cases {
             let mut m = base();
@@ -249,6 +273,15 @@ mod tests {
             let e = Config::from_map(&m, *needs).expect_err(var);
             assert_eq!(e.var, *var, "{e}");
         }
+    }
+
+    #[test]
+    fn the_push_secret_may_come_from_secrets_manager_instead() {
+        let mut m = base();
+        m.insert("WECHAT_PUSH_SECRET_ARN".into(), "arn:aws:secretsmanager:ap-east-1:1:secret:push".into());
+        let c = Config::from_map(&m, Needs { push: true, ..Needs::default() }).expect("ARN alone is enough");
+        assert_eq!((c.push_token, c.push_secret_arn.as_deref()), (None, Some("arn:aws:secretsmanager:ap-east-1:1:secret:push")));
+        assert_eq!(check_push(Some("abc"), Some("short")).expect_err("bad key").var, "WECHAT_PUSH_AES_KEY");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! plain async functions in [`handlers`].
 
 pub mod app;
+pub mod aws;
 pub mod clock;
 pub mod config;
 pub mod error;
@@ -18,6 +19,7 @@ pub mod push;
 pub mod rules;
 pub mod store;
 pub mod templates;
+pub mod tls;
 pub mod wechat;
 
 pub use error::ApiError;

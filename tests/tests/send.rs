@@ -358,3 +358,31 @@ async fn broadcast_reaches_every_grantee_once_even_when_retried() {
         assert_eq!(env.inbox(o).await.len(), 1, "one message per grantee");
     }
 }
+
+#[tokio::test]
+async fn a_refresh_that_outlives_its_lease_still_uses_the_token_wechat_issued() {
+    let env = TestEnv::start(Options::default()).await;
+    env.fault("/cgi-bin/stable_token", json!({"delay_ms": 1500})).await;
+    let svc = env.svc.clone();
+    let refresh = tokio::spawn(async move { svc.tokens.get().await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Another container takes the lease over, as it may once ours has run out.
+    env.db
+        .update_item()
+        .table_name(&env.tables["TOKENS_TABLE"])
+        .key("appid", aws_sdk_dynamodb::types::AttributeValue::S(integration_tests::APPID.into()))
+        .update_expression("SET lease_owner = :other")
+        .expression_attribute_values(":other", aws_sdk_dynamodb::types::AttributeValue::S("another-container".into()))
+        .send()
+        .await
+        .expect("take the lease");
+    let token = refresh.await.expect("join").expect("the fresh token is used, not an error");
+    assert!(!token.is_empty());
+    assert_eq!(env.sim_requests("/cgi-bin/stable_token").await, 1);
+    // And it works: a message goes out with it.
+    let (openid, login) = logged_in(&env).await;
+    grant(&env, &openid, &login, json!({ONE_TIME: "accept"})).await;
+    let (status, _) = post(&env, &json!({"openid": openid, "template_id": ONE_TIME, "data": {"thing1": "评审会", "time2": "15:00"}})).await;
+    assert_eq!(status, 202);
+    assert_eq!(tick(&env).await.sent, 1);
+}

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use futures::stream::{self, StreamExt};
 use rand::Rng;
 use serde_json::{json, Map, Value};
+use tokio::sync::Semaphore;
 
 use super::schedule::{self, Scheduled};
 use crate::app::Services;
@@ -36,59 +37,77 @@ pub struct DispatchReport {
 }
 
 /// Delivers every due message it can claim before `deadline`.
-/// Shards are visited from a random start, so concurrent invocations spread out.
+/// All shards are worked at once (so one shard's claims overlap another's
+/// deliveries), from a random start so concurrent invocations spread out;
+/// WeChat calls in flight stay at most [`CONCURRENCY`] across all of them.
 pub async fn dispatch_due(svc: &Services, owner: &str, deadline: Instant) -> DispatchReport {
     let shards = svc.outbox.shards();
     let start = rand::thread_rng().gen_range(0..shards);
+    let in_flight = Semaphore::new(CONCURRENCY);
+    let reports = futures::future::join_all((0..shards).map(|i| dispatch_shard(svc, (start + i) % shards, owner, deadline, &in_flight))).await;
     let mut report = DispatchReport::default();
-    for i in 0..shards {
-        let shard = (start + i) % shards;
-        let mut empty_claims = 0;
-        while Instant::now() < deadline {
-            let now = clock::now_ms();
-            let due = match svc.outbox.due(shard, now, PAGE).await {
-                Ok(d) => d,
-                Err(e) => {
-                    tracing::error!(error = %e, shard, "due query failed");
-                    break;
-                }
-            };
-            if due.is_empty() {
-                break;
-            }
-            let claimed = match svc.outbox.claim(due, owner, now + LEASE_MS).await {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::error!(error = %e, shard, "claim failed");
-                    break;
-                }
-            };
-            if claimed.is_empty() {
-                // Others hold these (or the index lags behind a claim): move on soon.
-                empty_claims += 1;
-                if empty_claims >= 3 {
-                    break;
-                }
-                continue;
-            }
-            report.claimed += claimed.len();
-            let outcomes: Vec<Outcome> = stream::iter(claimed)
-                .map(|m| async move { deliver(svc, &m, owner).await })
-                .buffer_unordered(CONCURRENCY)
-                .collect()
-                .await;
-            for o in outcomes {
-                match o {
-                    Outcome::Sent => report.sent += 1,
-                    Outcome::Retry => report.retried += 1,
-                    Outcome::Failed => report.failed += 1,
-                    Outcome::Lost => report.lost += 1,
-                }
-            }
-        }
+    for r in reports {
+        report.claimed += r.claimed;
+        report.sent += r.sent;
+        report.retried += r.retried;
+        report.failed += r.failed;
+        report.lost += r.lost;
     }
     if report.claimed > 0 {
         tracing::info!(?report, "dispatch finished");
+    }
+    report
+}
+
+/// One shard: page through its due messages, claim a page, deliver it.
+async fn dispatch_shard(svc: &Services, shard: u32, owner: &str, deadline: Instant, in_flight: &Semaphore) -> DispatchReport {
+    let mut report = DispatchReport::default();
+    let mut empty_claims = 0;
+    while Instant::now() < deadline {
+        let now = clock::now_ms();
+        let due = match svc.outbox.due(shard, now, PAGE).await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(error = %e, shard, "due query failed");
+                break;
+            }
+        };
+        if due.is_empty() {
+            break;
+        }
+        let claimed = match svc.outbox.claim(due, owner, now + LEASE_MS).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, shard, "claim failed");
+                break;
+            }
+        };
+        if claimed.is_empty() {
+            // Others hold these (or the index lags behind a claim): move on soon.
+            empty_claims += 1;
+            if empty_claims >= 3 {
+                break;
+            }
+            continue;
+        }
+        report.claimed += claimed.len();
+        let outcomes: Vec<Outcome> = stream::iter(claimed)
+            .map(|m| async move {
+                // A closed semaphore never happens (it lives for this call); deliver regardless.
+                let _permit = in_flight.acquire().await.ok();
+                deliver(svc, &m, owner).await
+            })
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
+        for o in outcomes {
+            match o {
+                Outcome::Sent => report.sent += 1,
+                Outcome::Retry => report.retried += 1,
+                Outcome::Failed => report.failed += 1,
+                Outcome::Lost => report.lost += 1,
+            }
+        }
     }
     report
 }

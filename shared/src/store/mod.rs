@@ -41,9 +41,8 @@ impl From<aws_sdk_dynamodb::error::BuildError> for StoreError {
     }
 }
 
-/// Builds the DynamoDB client from the standard AWS chain
-/// (`AWS_ENDPOINT_URL_DYNAMODB` / `AWS_ENDPOINT_URL` point it at DynamoDB Local).
+/// The DynamoDB client (`AWS_ENDPOINT_URL_DYNAMODB` / `AWS_ENDPOINT_URL`
+/// point it at DynamoDB Local). See [`crate::aws`] for why it is hand-built.
 pub async fn dynamo_client() -> aws_sdk_dynamodb::Client {
-    let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    aws_sdk_dynamodb::Client::new(&shared)
+    crate::aws::dynamodb().await
 }

@@ -197,7 +197,8 @@ impl AccessTokenCache {
         let fresh = self.fetch(rejected).await?;
         let now = clock::now_s();
         let cached = Cached { token: fresh.access_token, expires_at: now + fresh.expires_in.max(0) };
-        self.db
+        let stored = self
+            .db
             .update_item()
             .table_name(&self.table)
             .key("appid", s(&self.appid))
@@ -210,8 +211,14 @@ impl AccessTokenCache {
                 (":me", s(&self.owner)),
             ])))
             .send()
-            .await
-            .map_err(StoreError::sdk)?;
+            .await;
+        if let Err(e) = stored {
+            // The lease ran out during the fetch (another caller may be refreshing),
+            // or DynamoDB failed. The token WeChat just issued is valid either way:
+            // use it here rather than fail the send; if a later refresh elsewhere
+            // replaces it, WeChat's 40001 leads this container to the new one.
+            tracing::warn!(error = %StoreError::sdk(e), "fresh access token not stored; using it in this container");
+        }
         metrics::count("TokenRefreshed", 1, &[]);
         tracing::info!(expires_in = fresh.expires_in, "access token refreshed");
         Ok(self.remember(cached).await)

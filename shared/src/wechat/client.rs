@@ -24,7 +24,8 @@ impl std::fmt::Debug for HttpWechat {
 
 impl HttpWechat {
     pub fn new(base: &str, appid: &str, secret: &str) -> Result<Self, WechatError> {
-        let http = reqwest::Client::builder()
+        let http = crate::tls::reqwest_builder()
+            .map_err(|e| WechatError::Transport(format!("TLS set-up: {e}")))?
             .connect_timeout(Duration::from_secs(2))
             .timeout(Duration::from_secs(5))
             .pool_idle_timeout(Duration::from_secs(50))

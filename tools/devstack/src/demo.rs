@@ -116,7 +116,7 @@ fn remaining(grants: &Value) -> Option<i64> {
 /// Runs the story; `Ok` only when every step saw what it should.
 pub async fn run(stack: Stack) -> Result<(), String> {
     let c = Client {
-        http: reqwest::Client::new(),
+        http: crate::http_client(),
         stack,
     };
     use reqwest::Method as M;

@@ -80,7 +80,7 @@ impl TestEnv {
             vars.insert("WECHAT_TOKEN_API".into(), "classic".into());
         }
         let svc = Arc::new(Self::services(&vars, db.clone()));
-        TestEnv { sim, svc, db, tables, vars, http: reqwest::Client::new() }
+        TestEnv { sim, svc, db, tables, vars, http: crate::http_client() }
     }
 
     /// Another set of services over the same tables and simulator: a second container.

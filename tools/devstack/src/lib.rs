@@ -5,3 +5,8 @@ pub mod env;
 pub mod fixtures;
 pub mod gateway;
 pub mod tables;
+
+/// A reqwest client for the local stack (loopback HTTP; the project's TLS set-up).
+pub fn http_client() -> reqwest::Client {
+    shared::tls::reqwest_builder().expect("TLS set-up").build().expect("reqwest client")
+}

@@ -168,6 +168,7 @@ pub fn local_client(endpoint: &str) -> Client {
         .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
         .endpoint_url(endpoint)
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("local", "local", None, None, "devstack"))
+        .http_client(shared::aws::https_client())
         .build();
     Client::from_conf(conf)
 }

@@ -157,7 +157,7 @@ pub async fn deliver(state: &Shared, target: &PushTarget, event: Value) {
         (s.config.appid.clone(), s.now())
     };
     let (query, body, content_type) = render(target, &appid, &event, now);
-    let client = match reqwest::Client::builder().timeout(Duration::from_secs(5)).build() {
+    let client = match shared::tls::reqwest_builder().map_err(|e| e.to_string()).and_then(|b| b.timeout(Duration::from_secs(5)).build().map_err(|e| e.to_string())) {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "push client");

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# `make bench`: builds every function (and the bare lambda_runtime floor) with
+# `cargo lambda build --release`, starts DynamoDB Local, and runs the bench
+# harness, which prints the tables the README quotes.
+# Extra arguments go to the harness: --runs N --warm N --messages N.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+scripts/ensure-tools.sh dynamodb lambda
+export PATH="$root/.tools/venv/bin:$PATH"
+
+echo "bench: cargo lambda build --release (functions + lambda-floor)" >&2
+cargo lambda build --release --locked -p login -p subscribe -p messages -p send -p callback -p lambda-floor >&2
+# The harness hosts the simulator and the counting proxy: build it optimised
+# too, but on its own, so its dependencies' features do not leak into the
+# functions' build (Cargo unifies features across the packages of one build).
+cargo lambda build --release --locked -p bench >&2
+
+endpoint="$(scripts/dynamodb-local.sh start)"
+trap 'scripts/dynamodb-local.sh stop' EXIT
+export AWS_ENDPOINT_URL_DYNAMODB="$endpoint"
+export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_REGION=us-east-1
+export RUST_LOG="${RUST_LOG:-warn}"
+# EMF metric lines from the harness's own in-process set-up are not part of the report.
+target/lambda/bench/bootstrap --bin-dir target/lambda "$@" | grep -v '"_aws":'
+

@@ -1,0 +1,122 @@
+//! AWS SDK clients built for a fast cold start.
+//!
+//! Inside Lambda the region and the execution role's credentials are
+//! environment variables, so aws-config's provider chains (profile files,
+//! SSO, web identity, IMDS) only cost time. And the SDK's default HTTPS
+//! client parses the whole system trust store (~140 roots) before its first
+//! request. Here the region, credentials and endpoint come straight from the
+//! standard variables, and TLS trusts only the roots AWS endpoints chain to
+//! (`certs/aws-roots.pem`), over rustls with ring (aws-lc, the SDK's
+//! default, adds megabytes to every binary and its own start-up work).
+//! Without credentials in the environment (a developer's profile, SSO), the
+//! standard chain is used, with the same HTTPS client.
+
+use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region, SharedHttpClient};
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode, TlsContext, TrustStore};
+
+/// Amazon Root CA 1-4 and Starfield Services Root G2: what AWS service
+/// endpoints chain to.
+const AWS_ROOTS_PEM: &[u8] = include_bytes!("../certs/aws-roots.pem");
+
+/// What a client needs, read from the standard variables.
+#[derive(Clone, Debug)]
+pub struct LambdaAws {
+    region: Region,
+    credentials: Credentials,
+}
+
+impl LambdaAws {
+    /// `Some` when the environment holds a region and credentials (always the
+    /// case inside Lambda).
+    pub fn from_env() -> Option<LambdaAws> {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let region = var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION"))?;
+        let credentials = Credentials::new(
+            var("AWS_ACCESS_KEY_ID")?,
+            var("AWS_SECRET_ACCESS_KEY")?,
+            var("AWS_SESSION_TOKEN"),
+            None,
+            "environment",
+        );
+        Some(LambdaAws { region: Region::new(region), credentials })
+    }
+
+    /// The endpoint override for a service, as the SDK reads it:
+    /// `AWS_ENDPOINT_URL_<SERVICE>`, then `AWS_ENDPOINT_URL`.
+    fn endpoint(service_env: &str) -> Option<String> {
+        [format!("AWS_ENDPOINT_URL_{service_env}"), "AWS_ENDPOINT_URL".to_string()]
+            .iter()
+            .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+    }
+
+    pub fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
+        let mut b = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(self.region.clone())
+            .credentials_provider(self.credentials.clone())
+            .http_client(https_client());
+        if let Some(url) = Self::endpoint("DYNAMODB") {
+            b = b.endpoint_url(url);
+        }
+        aws_sdk_dynamodb::Client::from_conf(b.build())
+    }
+
+    pub fn secrets_manager(&self) -> aws_sdk_secretsmanager::Client {
+        let mut b = aws_sdk_secretsmanager::Config::builder()
+            .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
+            .region(aws_sdk_secretsmanager::config::Region::new(self.region.to_string()))
+            .credentials_provider(self.credentials.clone())
+            .http_client(https_client());
+        if let Some(url) = Self::endpoint("SECRETS_MANAGER") {
+            b = b.endpoint_url(url);
+        }
+        aws_sdk_secretsmanager::Client::from_conf(b.build())
+    }
+}
+
+/// The SDK's HTTPS client (hyper + rustls with ring), trusting only the AWS roots.
+pub fn https_client() -> SharedHttpClient {
+    let trust = TrustStore::empty().with_native_roots(false).with_pem_certificate(AWS_ROOTS_PEM);
+    let builder = aws_smithy_http_client::Builder::new().tls_provider(tls::Provider::Rustls(CryptoMode::Ring));
+    match TlsContext::builder().with_trust_store(trust).build() {
+        Ok(context) => builder.tls_context(context).build_https(),
+        // Unreachable with the bundled PEM (a test parses it); the default TLS context is the fallback.
+        Err(_) => builder.build_https(),
+    }
+}
+
+/// The DynamoDB client: hand-built inside Lambda, the standard chain elsewhere.
+pub async fn dynamodb() -> aws_sdk_dynamodb::Client {
+    match LambdaAws::from_env() {
+        Some(aws) => aws.dynamodb(),
+        None => aws_sdk_dynamodb::Client::new(&standard_chain().await),
+    }
+}
+
+/// The Secrets Manager client, likewise.
+pub async fn secrets_manager() -> aws_sdk_secretsmanager::Client {
+    match LambdaAws::from_env() {
+        Some(aws) => aws.secrets_manager(),
+        None => aws_sdk_secretsmanager::Client::new(&standard_chain().await),
+    }
+}
+
+/// aws-config's provider chains (profiles, SSO, web identity, IMDS), over our HTTPS client.
+async fn standard_chain() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(https_client()).load().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bundled_roots_are_five_parsable_certificates() {
+        let certs: Vec<_> = rustls_pki_types::pem::PemObject::pem_slice_iter(AWS_ROOTS_PEM)
+            .collect::<Result<Vec<rustls_pki_types::CertificateDer<'static>>, _>>()
+            .expect("valid PEM");
+        assert_eq!(certs.len(), 5);
+        let trust = TrustStore::empty().with_native_roots(false).with_pem_certificate(AWS_ROOTS_PEM);
+        assert!(TlsContext::builder().with_trust_store(trust).build().is_ok());
+    }
+}

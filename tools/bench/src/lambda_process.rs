@@ -1,0 +1,148 @@
+//! Starts one Lambda binary the way Lambda does (a fresh process pointed at
+//! a Runtime API, the standard `AWS_LAMBDA_*` variables) and measures it.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::runtime_api::RuntimeApi;
+
+const TIMEOUT: Duration = Duration::from_secs(600);
+
+/// One cold start followed by warm invocations of the same kind of request.
+#[derive(Debug, Clone)]
+pub struct ColdRun {
+    /// Process start -> first poll of the Runtime API.
+    pub init: Duration,
+    /// Process start -> first response.
+    pub cold: Duration,
+    /// End of init (first poll) -> first response: the first invocation.
+    pub first: Duration,
+    /// Event available -> response, median of the warm events.
+    pub warm: Duration,
+    /// VmHWM of the process after all its invocations, in KiB.
+    pub peak_rss_kib: u64,
+    /// The first answer, to check the request did what it should.
+    pub answer: Value,
+}
+
+pub struct LambdaBinary {
+    pub name: String,
+    pub path: PathBuf,
+}
+
+impl LambdaBinary {
+    /// `cargo lambda build` puts each function at `<dir>/<name>/bootstrap`.
+    pub fn in_dir(dir: &Path, name: &str) -> LambdaBinary {
+        LambdaBinary { name: name.to_string(), path: dir.join(name).join("bootstrap") }
+    }
+
+    pub fn size(&self) -> std::io::Result<u64> {
+        Ok(std::fs::metadata(&self.path)?.len())
+    }
+
+    /// Cold start with a first event made before the process starts, then
+    /// `warm` more events (each made just before it is sent) on the warm process.
+    pub async fn cold_run<F, Fut>(&self, env: &HashMap<String, String>, mut make_event: F, warm: usize, log: &Path) -> Result<ColdRun, String>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<Value, String>>,
+    {
+        let first_event = make_event().await?;
+        let started = Instant::now();
+        let running = self.start(env, log).await?;
+        let result = async {
+            let (_, answer) = running.invoke(first_event).await?;
+            let cold = started.elapsed();
+            let init = running.api.first_poll().map(|t| t - started).unwrap_or_default();
+            let first = cold.saturating_sub(init);
+            let mut warm_times = Vec::new();
+            for _ in 0..warm {
+                let event = make_event().await?;
+                warm_times.push(running.invoke(event).await?.0);
+            }
+            Ok(ColdRun { init, cold, first, warm: median(&mut warm_times), peak_rss_kib: running.peak_rss_kib(), answer })
+        }
+        .await;
+        running.stop().await;
+        result
+    }
+
+    /// Starts the process and keeps it for several invocations (throughput runs).
+    pub async fn start(&self, env: &HashMap<String, String>, log: &Path) -> Result<RunningLambda, String> {
+        let api = RuntimeApi::default();
+        let addr = api.serve().await.map_err(|e| format!("runtime API: {e}"))?;
+        let log_file = std::fs::File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
+        let child = std::process::Command::new(&self.path)
+            .env_clear()
+            .envs(env)
+            .envs(lambda_env(&self.name, &addr))
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log_file)
+            .spawn()
+            .map_err(|e| format!("{}: {e}", self.path.display()))?;
+        Ok(RunningLambda { api, child })
+    }
+}
+
+pub struct RunningLambda {
+    api: RuntimeApi,
+    child: std::process::Child,
+}
+
+impl RunningLambda {
+    pub async fn invoke(&self, event: Value) -> Result<(Duration, Value), String> {
+        self.api.invoke(event, TIMEOUT).await
+    }
+
+    pub fn peak_rss_kib(&self) -> u64 {
+        peak_rss_kib(self.child.id()).unwrap_or(0)
+    }
+
+    pub async fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for RunningLambda {
+    fn drop(&mut self) {
+        // Never leave a function process behind, whatever path ends the bench.
+        let _ = self.child.kill();
+    }
+}
+
+/// What Lambda sets for every function (lambda_runtime reads these at start).
+fn lambda_env(name: &str, runtime_api: &str) -> Vec<(String, String)> {
+    [
+        ("AWS_LAMBDA_RUNTIME_API", runtime_api),
+        ("AWS_LAMBDA_FUNCTION_NAME", name),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256"),
+        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
+        ("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/bench"),
+        ("AWS_LAMBDA_LOG_STREAM_NAME", "bench"),
+        ("AWS_EXECUTION_ENV", "AWS_Lambda_provided.al2023"),
+        ("LAMBDA_TASK_ROOT", "/var/task"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+pub fn median(values: &mut [Duration]) -> Duration {
+    if values.is_empty() {
+        return Duration::ZERO;
+    }
+    values.sort();
+    values[values.len() / 2]
+}

@@ -1,0 +1,215 @@
+//! `make bench`: the performance budget of issue 7, measured.
+//!
+//! Runs each release Lambda binary (as `cargo lambda build --release` made
+//! it) under a local Lambda Runtime API against DynamoDB Local and the WeChat
+//! simulator, and prints one table: cold-start penalty next to a bare
+//! lambda_runtime function's (the floor), first and warm latency, peak RSS,
+//! binary size; then the dispatch throughput of one `send` invocation with
+//! DynamoDB and WeChat requests per delivered message, counted.
+//!
+//! `bench [--bin-dir target/lambda] [--runs 7] [--warm 5] [--messages 10000] [--logs DIR]`
+//! (AWS_ENDPOINT_URL_DYNAMODB must point at DynamoDB Local: `make bench` does that).
+
+mod counting_proxy;
+mod lambda_process;
+mod runtime_api;
+mod scenarios;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use devstack::env::{Options, TestEnv, LONG_TERM};
+use futures::stream::{self, StreamExt};
+use serde_json::json;
+
+use counting_proxy::CountingProxy;
+use lambda_process::{median, ColdRun, LambdaBinary};
+use scenarios::Fixture;
+
+const FLOOR: &str = "lambda-floor";
+
+struct Args {
+    bin_dir: PathBuf,
+    runs: usize,
+    warm: usize,
+    messages: usize,
+    logs: PathBuf,
+}
+
+fn args() -> Result<Args, String> {
+    let argv: Vec<String> = std::env::args().collect();
+    let flag = |name: &str| argv.iter().position(|a| a == name).and_then(|i| argv.get(i + 1)).cloned();
+    let num = |name: &str, default: usize| flag(name).map(|v| v.parse::<usize>().map_err(|e| format!("{name}: {e}"))).unwrap_or(Ok(default));
+    Ok(Args {
+        bin_dir: flag("--bin-dir").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("target/lambda")),
+        runs: num("--runs", 7)?.max(1),
+        warm: num("--warm", 5)?.max(1),
+        messages: num("--messages", 10_000)?,
+        logs: flag("--logs").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("target/bench-logs")),
+    })
+}
+
+/// What every function process gets: the test environment's configuration
+/// plus the AWS settings of this machine (DynamoDB Local, dummy credentials).
+fn function_env(env: &TestEnv, dynamodb: &str) -> HashMap<String, String> {
+    let mut vars = env.vars.clone();
+    vars.insert("AWS_ENDPOINT_URL_DYNAMODB".into(), dynamodb.into());
+    for (k, default) in [("AWS_ACCESS_KEY_ID", "local"), ("AWS_SECRET_ACCESS_KEY", "local"), ("AWS_REGION", "us-east-1")] {
+        vars.insert(k.into(), std::env::var(k).unwrap_or_else(|_| default.into()));
+    }
+    vars.insert("RUST_LOG".into(), "info".into());
+    vars
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1}", d.as_secs_f64() * 1000.0)
+}
+
+struct Summary {
+    init: Duration,
+    cold: Duration,
+    first: Duration,
+    warm: Duration,
+    penalty: Duration,
+    rss_kib: u64,
+}
+
+fn summarise(runs: &[ColdRun]) -> Summary {
+    let pick = |f: fn(&ColdRun) -> Duration| median(&mut runs.iter().map(f).collect::<Vec<_>>());
+    let mut rss: Vec<u64> = runs.iter().map(|r| r.peak_rss_kib).collect();
+    rss.sort();
+    Summary {
+        init: pick(|r| r.init),
+        cold: pick(|r| r.cold),
+        first: pick(|r| r.first),
+        warm: pick(|r| r.warm),
+        penalty: pick(|r| r.cold.saturating_sub(r.warm)),
+        rss_kib: rss.last().copied().unwrap_or(0),
+    }
+}
+
+async fn cold_starts(a: &Args, dynamodb: &str) -> Result<(), String> {
+    let env = TestEnv::start(Options::default()).await;
+    let fixture = Fixture::prepare(&env).await?;
+    let vars = function_env(&env, dynamodb);
+    println!("## Cold start, latency, memory, size ({} cold starts each, {} warm invocations per start; medians)\n", a.runs, a.warm);
+    println!("| function | request | init ms | cold: start -> 1st response ms | 1st invocation ms | warm ms | cold-start penalty ms | x floor | peak RSS MB | binary MB |");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let mut floor_penalty = None;
+    for name in std::iter::once(FLOOR).chain(scenarios::FUNCTIONS) {
+        let bin = LambdaBinary::in_dir(&a.bin_dir, name);
+        let size = bin.size().map_err(|e| format!("{}: {e} (run `cargo lambda build --release` first)", bin.path.display()))?;
+        let mut runs = Vec::new();
+        for i in 0..a.runs {
+            let log = a.logs.join(format!("{name}-{i}.log"));
+            let run = bin.cold_run(&vars, || fixture.event(&env, name), a.warm, &log).await.map_err(|e| format!("{name}: {e} (log: {})", log.display()))?;
+            scenarios::check(name, &run.answer)?;
+            runs.push(run);
+        }
+        let s = summarise(&runs);
+        let floor = *floor_penalty.get_or_insert(s.penalty);
+        let ratio = s.penalty.as_secs_f64() / floor.as_secs_f64().max(1e-6);
+        println!(
+            "| {name} | {} | {} | {} | {} | {} | {} | {ratio:.2} | {:.1} | {:.2} |",
+            scenarios::describe(name),
+            ms(s.init),
+            ms(s.cold),
+            ms(s.first),
+            ms(s.warm),
+            ms(s.penalty),
+            s.rss_kib as f64 / 1024.0,
+            size as f64 / 1_048_576.0
+        );
+    }
+    println!();
+    Ok(())
+}
+
+async fn throughput(a: &Args, dynamodb: &str) -> Result<(), String> {
+    if a.messages == 0 {
+        return Ok(());
+    }
+    let env = TestEnv::start(Options::default()).await;
+    let (proxy, proxy_url) = CountingProxy::start(dynamodb).await.map_err(|e| format!("proxy: {e}"))?;
+    // Users with an active long-term grant; the messages spread over them.
+    let users = 100.min(a.messages).max(1);
+    let mut openids = Vec::new();
+    for _ in 0..users {
+        let fixture = Fixture::prepare(&env).await?;
+        openids.push(fixture.openid);
+    }
+    let scheduled: Vec<Result<(), String>> = stream::iter(0..a.messages)
+        .map(|i| {
+            let body = json!({"openid": openids[i % users], "template_id": LONG_TERM, "data": scenarios::order_data()});
+            let svc = env.svc.clone();
+            async move {
+                let (status, _, text) = devstack::gateway::invoke(&svc, "POST", "/messages", &[("content-type", "application/json")], body.to_string().as_bytes()).await;
+                if status == 202 {
+                    Ok(())
+                } else {
+                    Err(format!("scheduling answered {status}: {text}"))
+                }
+            }
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    scheduled.into_iter().collect::<Result<Vec<_>, _>>()?;
+
+    let send = LambdaBinary::in_dir(&a.bin_dir, "send");
+    let running = send.start(&function_env(&env, &proxy_url), &a.logs.join("send-throughput.log")).await?;
+    // One invocation of a fresh process drains everything (its start-up, ~10 ms, is included).
+    let tick: serde_json::Value = serde_json::from_str(devstack::demo::SCHEDULED_EVENT).map_err(|e| e.to_string())?;
+    env.http.delete(format!("{}/sim/stats", env.sim.base_url())).send().await.map_err(|e| e.to_string())?;
+    proxy.reset();
+    let (took, report) = running.invoke(tick).await?;
+    let rss = running.peak_rss_kib();
+    running.stop().await;
+
+    let sent = report["dispatch"]["sent"].as_u64().unwrap_or(0);
+    let counts = proxy.counts();
+    let dynamo_total: u64 = counts.values().sum();
+    let wechat_send = env.sim_requests("/cgi-bin/message/subscribe/send").await;
+    let wechat_token = env.sim_requests("/cgi-bin/stable_token").await + env.sim_requests("/cgi-bin/token").await;
+    let per = |n: u64| if sent == 0 { f64::NAN } else { n as f64 / sent as f64 };
+    println!("## Dispatch throughput: {} due messages, one `send` invocation (fresh process), simulator at zero latency\n", a.messages);
+    println!("| delivered | seconds | messages/s | DynamoDB requests / message | WeChat send calls / message | token fetches | send peak RSS MB |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| {sent} | {:.2} | {:.0} | {:.3} | {:.3} | {wechat_token} | {:.1} |",
+        took.as_secs_f64(),
+        sent as f64 / took.as_secs_f64(),
+        per(dynamo_total),
+        per(wechat_send),
+        rss as f64 / 1024.0
+    );
+    println!("\nDynamoDB requests by operation: {}", counts.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", "));
+    if sent as usize != a.messages {
+        return Err(format!("only {sent} of {} messages were delivered: {report}", a.messages));
+    }
+    Ok(())
+}
+
+async fn run() -> Result<(), String> {
+    let a = args()?;
+    std::fs::create_dir_all(&a.logs).map_err(|e| format!("{}: {e}", a.logs.display()))?;
+    let dynamodb = devstack::env::dynamodb_endpoint();
+    println!("# make bench ({} on {} cores)\n", std::env::consts::ARCH, std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    cold_starts(&a, &dynamodb).await?;
+    throughput(&a, &dynamodb).await?;
+    println!("\nFunction logs: {}", Path::new(&a.logs).display());
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
