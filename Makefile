@@ -1,4 +1,4 @@
-.PHONY: dev demo test build lint clean
+.PHONY: dev demo test build bench lint clean
 
 dev:          ## the whole backend locally: DynamoDB Local, simulator, every function (Ctrl-C stops)
 	scripts/dev.sh
@@ -12,6 +12,9 @@ test:         ## every test of the workspace against DynamoDB Local, and cfn-lin
 build:        ## release Lambda binaries with cargo lambda
 	scripts/ensure-tools.sh lambda
 	PATH="$(CURDIR)/.tools/venv/bin:$$PATH" cargo lambda build --release
+
+bench:        ## performance budget: cold starts, latency, memory, sizes, dispatch throughput (prints a table)
+	scripts/bench.sh
 
 lint:
 	scripts/ensure-tools.sh lint

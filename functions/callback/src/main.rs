@@ -4,5 +4,5 @@ use shared::lambda::{run_http, Error, HttpFunction};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    run_http(HttpFunction::Callback).await
+    run_http(HttpFunction::Callback, |svc, req| Box::pin(shared::handlers::callback::handle(svc, req))).await
 }

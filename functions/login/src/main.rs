@@ -4,5 +4,5 @@ use shared::lambda::{run_http, Error, HttpFunction};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    run_http(HttpFunction::Login).await
+    run_http(HttpFunction::Login, |svc, req| Box::pin(shared::handlers::login::handle(svc, req))).await
 }

@@ -24,6 +24,8 @@ pub const CONCURRENCY: usize = 32;
 /// After this many WeChat calls a message fails for good.
 pub const MAX_ATTEMPTS: i64 = 5;
 const PAGE: i32 = 100;
+/// Extra tries of an outcome write (250 ms, 500 ms, 1 s, 2 s apart): well inside the lease.
+const OUTCOME_WRITE_RETRIES: u32 = 4;
 const RETRY_BASE_MS: i64 = 60_000;
 
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
@@ -44,7 +46,10 @@ pub async fn dispatch_due(svc: &Services, owner: &str, deadline: Instant) -> Dis
     let shards = svc.outbox.shards();
     let start = rand::thread_rng().gen_range(0..shards);
     let in_flight = Semaphore::new(CONCURRENCY);
-    let reports = futures::future::join_all((0..shards).map(|i| dispatch_shard(svc, (start + i) % shards, owner, deadline, &in_flight))).await;
+    let shard_work = futures::future::join_all((0..shards).map(|i| dispatch_shard(svc, (start + i) % shards, owner, deadline, &in_flight)));
+    // A fresh container reads (or refreshes) the access token while the shards
+    // are queried, instead of after, when the first message needs it.
+    let (reports, ()) = tokio::join!(shard_work, prefetch_token(svc));
     let mut report = DispatchReport::default();
     for r in reports {
         report.claimed += r.claimed;
@@ -57,6 +62,15 @@ pub async fn dispatch_due(svc: &Services, owner: &str, deadline: Instant) -> Dis
         tracing::info!(?report, "dispatch finished");
     }
     report
+}
+
+async fn prefetch_token(svc: &Services) {
+    if !svc.tokens.has_fresh().await {
+        if let Err(e) = svc.tokens.get().await {
+            // The deliveries ask again and report it; nothing to do here.
+            tracing::debug!(error = %e, "access token prefetch failed");
+        }
+    }
 }
 
 /// One shard: page through its due messages, claim a page, deliver it.
@@ -75,6 +89,8 @@ async fn dispatch_shard(svc: &Services, shard: u32, owner: &str, deadline: Insta
         if due.is_empty() {
             break;
         }
+        // A short page was the whole of what is due: no need to ask again.
+        let last_page = due.len() < PAGE as usize;
         let claimed = match svc.outbox.claim(due, owner, now + LEASE_MS).await {
             Ok(c) => c,
             Err(e) => {
@@ -85,7 +101,7 @@ async fn dispatch_shard(svc: &Services, shard: u32, owner: &str, deadline: Insta
         if claimed.is_empty() {
             // Others hold these (or the index lags behind a claim): move on soon.
             empty_claims += 1;
-            if empty_claims >= 3 {
+            if empty_claims >= 3 || last_page {
                 break;
             }
             continue;
@@ -107,6 +123,9 @@ async fn dispatch_shard(svc: &Services, shard: u32, owner: &str, deadline: Insta
                 Outcome::Failed => report.failed += 1,
                 Outcome::Lost => report.lost += 1,
             }
+        }
+        if last_page {
+            break;
         }
     }
     report
@@ -171,10 +190,11 @@ pub async fn deliver(svc: &Services, m: &Message, owner: &str) -> Outcome {
     };
     let now = clock::now_ms();
     let finish = judge(&result, m.attempts + calls as i64, now);
-    let written = match svc.outbox.finish(m, owner, calls, &finish, now).await {
+    let written = match record_outcome(svc, m, owner, calls, &finish, now).await {
         Ok(w) => w,
         Err(e) => {
-            // The lease runs out and another dispatcher picks the message up.
+            // The lease runs out and another dispatcher picks the message up
+            // (after a send WeChat accepted, that is the one resend exactly-once cannot rule out).
             tracing::error!(error = %e, id = %m.id, "could not record the outcome");
             return Outcome::Lost;
         }
@@ -201,6 +221,24 @@ pub async fn deliver(svc: &Services, m: &Message, owner: &str) -> Outcome {
             Outcome::Failed
         }
     }
+}
+
+/// The outcome write, tried again over a few seconds when DynamoDB fails
+/// (the SDK's own retries are quick): once WeChat has sent the message, a
+/// lost write means a resend after the lease, so it is worth waiting for.
+async fn record_outcome(svc: &Services, m: &Message, owner: &str, calls: u32, finish: &Finish, now: i64) -> Result<bool, crate::store::StoreError> {
+    let mut delay = Duration::from_millis(250);
+    for _ in 0..OUTCOME_WRITE_RETRIES {
+        match svc.outbox.finish(m, owner, calls, finish, now).await {
+            Err(e) => {
+                tracing::warn!(error = %e, id = %m.id, "outcome write failed; trying again");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            done => return done,
+        }
+    }
+    svc.outbox.finish(m, owner, calls, finish, now).await
 }
 
 /// Claims one just-scheduled message and delivers it now (direct invocation).

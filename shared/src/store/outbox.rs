@@ -391,33 +391,35 @@ impl Outbox {
         out.items().iter().map(Message::from_item).collect()
     }
 
-    /// Claims what it can of `candidates` for `owner` until `lease_until_ms`,
-    /// in transactions of up to 25. Returns the claimed messages.
+    /// Claims what it can of `candidates` for `owner` until `lease_until_ms`:
+    /// one conditional UpdateItem for a lone message, else transactions of up
+    /// to 25, sent together. Returns the claimed messages.
     pub async fn claim(&self, candidates: Vec<Message>, owner: &str, lease_until_ms: i64) -> Result<Vec<Message>, StoreError> {
-        let mut claimed = Vec::with_capacity(candidates.len());
-        for chunk in candidates.chunks(25) {
-            let mut pending: Vec<Message> = chunk.iter().filter(|m| m.due_at.is_some()).cloned().collect();
-            while !pending.is_empty() {
-                let items = pending
-                    .iter()
-                    .map(|m| self.claim_item(m, owner, lease_until_ms))
-                    .collect::<Result<Vec<_>, _>>()?;
-                match tx::transact(&self.db, items).await? {
-                    TxResult::Committed => {
-                        for mut m in pending.drain(..) {
-                            m.status = MessageStatus::Sending;
-                            m.due_at = Some(lease_until_ms);
-                            claimed.push(m);
-                        }
-                    }
-                    // Someone else claimed (or cancelled) those: drop them and retry the rest.
-                    TxResult::ConditionFailed(lost) => {
-                        pending = pending.into_iter().enumerate().filter(|(i, _)| !lost.contains(i)).map(|(_, m)| m).collect();
-                    }
+        let candidates: Vec<Message> = candidates.into_iter().filter(|m| m.due_at.is_some()).collect();
+        if let [only] = candidates.as_slice() {
+            let won = tx::update_one(&self.db, self.claim_item(only, owner, lease_until_ms)?).await?;
+            return Ok(if won { vec![claimed(only.clone(), lease_until_ms)] } else { Vec::new() });
+        }
+        let chunks = futures::future::join_all(candidates.chunks(25).map(|chunk| self.claim_chunk(chunk.to_vec(), owner, lease_until_ms))).await;
+        let mut out = Vec::with_capacity(candidates.len());
+        for chunk in chunks {
+            out.extend(chunk?);
+        }
+        Ok(out)
+    }
+
+    async fn claim_chunk(&self, mut pending: Vec<Message>, owner: &str, lease_until_ms: i64) -> Result<Vec<Message>, StoreError> {
+        while !pending.is_empty() {
+            let items = pending.iter().map(|m| self.claim_item(m, owner, lease_until_ms)).collect::<Result<Vec<_>, _>>()?;
+            match tx::transact(&self.db, items).await? {
+                TxResult::Committed => return Ok(pending.into_iter().map(|m| claimed(m, lease_until_ms)).collect()),
+                // Someone else claimed (or cancelled) those: drop them and retry the rest.
+                TxResult::ConditionFailed(lost) => {
+                    pending = pending.into_iter().enumerate().filter(|(i, _)| !lost.contains(i)).map(|(_, m)| m).collect();
                 }
             }
         }
-        Ok(claimed)
+        Ok(Vec::new())
     }
 
     fn claim_item(&self, m: &Message, owner: &str, lease_until_ms: i64) -> Result<TransactWriteItem, StoreError> {
@@ -540,4 +542,11 @@ impl Outbox {
             .build()?;
         Ok(TransactWriteItem::builder().update(update).build())
     }
+}
+
+/// The message as its claim left it.
+fn claimed(mut m: Message, lease_until_ms: i64) -> Message {
+    m.status = MessageStatus::Sending;
+    m.due_at = Some(lease_until_ms);
+    m
 }

@@ -87,6 +87,11 @@ impl AccessTokenCache {
         self.obtain(None).await
     }
 
+    /// Whether this container holds a token that is good for a while yet.
+    pub async fn has_fresh(&self) -> bool {
+        self.memory.read().await.as_ref().is_some_and(|c| Self::fresh(c, clock::now_s()))
+    }
+
     /// WeChat refused `rejected` (40001/42001/40014): get a different one.
     pub async fn replace(&self, rejected: &str) -> Result<String, TokenError> {
         self.obtain(Some(rejected)).await

@@ -7,7 +7,7 @@
 //! binary size; then the dispatch throughput of one `send` invocation with
 //! DynamoDB and WeChat requests per delivered message, counted.
 //!
-//! `bench [--bin-dir target/lambda] [--runs 7] [--warm 5] [--messages 10000] [--logs DIR]`
+//! `bench [--bin-dir target/lambda] [--runs 7] [--warm 5] [--messages 10000] [--logs DIR] [--skip-cold]`
 //! (AWS_ENDPOINT_URL_DYNAMODB must point at DynamoDB Local: `make bench` does that).
 
 mod counting_proxy;
@@ -36,6 +36,8 @@ struct Args {
     warm: usize,
     messages: usize,
     logs: PathBuf,
+    /// Skip the cold-start table (profiling the dispatch alone).
+    skip_cold: bool,
 }
 
 fn args() -> Result<Args, String> {
@@ -48,6 +50,7 @@ fn args() -> Result<Args, String> {
         warm: num("--warm", 5)?.max(1),
         messages: num("--messages", 10_000)?,
         logs: flag("--logs").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("target/bench-logs")),
+        skip_cold: argv.iter().any(|a| a == "--skip-cold"),
     })
 }
 
@@ -197,7 +200,9 @@ async fn run() -> Result<(), String> {
     std::fs::create_dir_all(&a.logs).map_err(|e| format!("{}: {e}", a.logs.display()))?;
     let dynamodb = devstack::env::dynamodb_endpoint();
     println!("# make bench ({} on {} cores)\n", std::env::consts::ARCH, std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
-    cold_starts(&a, &dynamodb).await?;
+    if !a.skip_cold {
+        cold_starts(&a, &dynamodb).await?;
+    }
     throughput(&a, &dynamodb).await?;
     println!("\nFunction logs: {}", Path::new(&a.logs).display());
     Ok(())
