@@ -16,9 +16,10 @@ build:        ## release Lambda binaries with cargo lambda
 bench:        ## performance budget: cold starts, latency, memory, sizes, dispatch throughput (prints a table)
 	scripts/bench.sh
 
-lint:
-	scripts/ensure-tools.sh lint
+lint:         ## cfn-lint and sam validate --lint on template.yaml (both offline)
+	scripts/ensure-tools.sh lint sam
 	.tools/venv/bin/cfn-lint template.yaml
+	SAM_CLI_TELEMETRY=0 .tools/venv/bin/sam validate --lint --region us-east-1
 
 clean:
 	scripts/dev.sh stop

@@ -17,5 +17,8 @@ export RUST_LOG="${RUST_LOG:-warn}"
 echo "== cfn-lint template.yaml"
 .tools/venv/bin/cfn-lint template.yaml
 
+echo "== cargo build --workspace --bins (tests/tests/binaries.rs runs the function binaries)"
+cargo build --workspace --bins --locked
+
 echo "== cargo test --workspace"
 cargo test --workspace --locked -- --test-threads "${TEST_THREADS:-4}"

@@ -7,13 +7,10 @@
 //! binary size; then the dispatch throughput of one `send` invocation with
 //! DynamoDB and WeChat requests per delivered message, counted.
 //!
-//! `bench [--bin-dir target/lambda] [--runs 7] [--warm 5] [--messages 10000] [--logs DIR] [--skip-cold]`
+//! `bench [--bin-dir target/lambda] [--runs 11] [--warm 5] [--messages 10000] [--logs DIR] [--skip-cold]`
 //! (AWS_ENDPOINT_URL_DYNAMODB must point at DynamoDB Local: `make bench` does that).
 
 mod counting_proxy;
-mod lambda_process;
-mod runtime_api;
-mod scenarios;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -25,8 +22,8 @@ use futures::stream::{self, StreamExt};
 use serde_json::json;
 
 use counting_proxy::CountingProxy;
-use lambda_process::{median, ColdRun, LambdaBinary};
-use scenarios::Fixture;
+use devstack::lambda_process::{function_env, median, ColdRun, LambdaBinary};
+use devstack::scenarios::{self, Fixture};
 
 const FLOOR: &str = "lambda-floor";
 
@@ -46,24 +43,12 @@ fn args() -> Result<Args, String> {
     let num = |name: &str, default: usize| flag(name).map(|v| v.parse::<usize>().map_err(|e| format!("{name}: {e}"))).unwrap_or(Ok(default));
     Ok(Args {
         bin_dir: flag("--bin-dir").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("target/lambda")),
-        runs: num("--runs", 7)?.max(1),
+        runs: num("--runs", 11)?.max(1),
         warm: num("--warm", 5)?.max(1),
         messages: num("--messages", 10_000)?,
         logs: flag("--logs").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("target/bench-logs")),
         skip_cold: argv.iter().any(|a| a == "--skip-cold"),
     })
-}
-
-/// What every function process gets: the test environment's configuration
-/// plus the AWS settings of this machine (DynamoDB Local, dummy credentials).
-fn function_env(env: &TestEnv, dynamodb: &str) -> HashMap<String, String> {
-    let mut vars = env.vars.clone();
-    vars.insert("AWS_ENDPOINT_URL_DYNAMODB".into(), dynamodb.into());
-    for (k, default) in [("AWS_ACCESS_KEY_ID", "local"), ("AWS_SECRET_ACCESS_KEY", "local"), ("AWS_REGION", "us-east-1")] {
-        vars.insert(k.into(), std::env::var(k).unwrap_or_else(|_| default.into()));
-    }
-    vars.insert("RUST_LOG".into(), "info".into());
-    vars
 }
 
 fn ms(d: Duration) -> String {
@@ -97,31 +82,39 @@ async fn cold_starts(a: &Args, dynamodb: &str) -> Result<(), String> {
     let env = TestEnv::start(Options::default()).await;
     let fixture = Fixture::prepare(&env).await?;
     let vars = function_env(&env, dynamodb);
-    println!("## Cold start, latency, memory, size ({} cold starts each, {} warm invocations per start; medians)\n", a.runs, a.warm);
-    println!("| function | request | init ms | cold: start -> 1st response ms | 1st invocation ms | warm ms | cold-start penalty ms | x floor | peak RSS MB | binary MB |");
-    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
-    let mut floor_penalty = None;
-    for name in std::iter::once(FLOOR).chain(scenarios::FUNCTIONS) {
-        let bin = LambdaBinary::in_dir(&a.bin_dir, name);
-        let size = bin.size().map_err(|e| format!("{}: {e} (run `cargo lambda build --release` first)", bin.path.display()))?;
-        let mut runs = Vec::new();
-        for i in 0..a.runs {
+    scenarios::warm_up(&env, &fixture, 200).await?;
+    let names: Vec<&str> = std::iter::once(FLOOR).chain(scenarios::FUNCTIONS).collect();
+    let mut runs: HashMap<&str, Vec<ColdRun>> = HashMap::new();
+    // Round-robin over the functions, so drift of the machine (or of DynamoDB
+    // Local) during the bench hits every function alike.
+    for i in 0..a.runs {
+        for name in &names {
+            let bin = LambdaBinary::in_dir(&a.bin_dir, name);
             let log = a.logs.join(format!("{name}-{i}.log"));
             let run = bin.cold_run(&vars, || fixture.event(&env, name), a.warm, &log).await.map_err(|e| format!("{name}: {e} (log: {})", log.display()))?;
             scenarios::check(name, &run.answer)?;
-            runs.push(run);
+            runs.entry(name).or_default().push(run);
         }
-        let s = summarise(&runs);
-        let floor = *floor_penalty.get_or_insert(s.penalty);
-        let ratio = s.penalty.as_secs_f64() / floor.as_secs_f64().max(1e-6);
+    }
+    println!("## Cold start, latency, memory, size ({} cold starts each, {} warm invocations per start; medians)\n", a.runs, a.warm);
+    println!("| function | request | init ms | x floor init | cold: start -> 1st response ms | 1st invocation ms | warm ms | cold-start penalty ms | x floor penalty | peak RSS MB | binary MB |");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let floor = summarise(&runs[FLOOR]);
+    for name in &names {
+        let bin = LambdaBinary::in_dir(&a.bin_dir, name);
+        let size = bin.size().map_err(|e| format!("{}: {e} (run `cargo lambda build --release` first)", bin.path.display()))?;
+        let s = summarise(&runs[name]);
+        let ratio = |x: Duration, f: Duration| x.as_secs_f64() / f.as_secs_f64().max(1e-6);
         println!(
-            "| {name} | {} | {} | {} | {} | {} | {} | {ratio:.2} | {:.1} | {:.2} |",
+            "| {name} | {} | {} | {:.2} | {} | {} | {} | {} | {:.2} | {:.1} | {:.2} |",
             scenarios::describe(name),
             ms(s.init),
+            ratio(s.init, floor.init),
             ms(s.cold),
             ms(s.first),
             ms(s.warm),
             ms(s.penalty),
+            ratio(s.penalty, floor.penalty),
             s.rss_kib as f64 / 1024.0,
             size as f64 / 1_048_576.0
         );

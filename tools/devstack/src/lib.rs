@@ -3,6 +3,9 @@
 pub mod demo;
 pub mod env;
 pub mod fixtures;
+pub mod lambda_process;
+pub mod runtime_api;
+pub mod scenarios;
 pub mod gateway;
 pub mod tables;
 

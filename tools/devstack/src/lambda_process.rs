@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::runtime_api::RuntimeApi;
+use crate::env::TestEnv;
 
 const TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -38,6 +39,11 @@ impl LambdaBinary {
     /// `cargo lambda build` puts each function at `<dir>/<name>/bootstrap`.
     pub fn in_dir(dir: &Path, name: &str) -> LambdaBinary {
         LambdaBinary { name: name.to_string(), path: dir.join(name).join("bootstrap") }
+    }
+
+    /// A binary at any path (the tests use the debug builds in target/debug).
+    pub fn at(name: &str, path: PathBuf) -> LambdaBinary {
+        LambdaBinary { name: name.to_string(), path }
     }
 
     pub fn size(&self) -> std::io::Result<u64> {
@@ -85,35 +91,67 @@ impl LambdaBinary {
             .stderr(log_file)
             .spawn()
             .map_err(|e| format!("{}: {e}", self.path.display()))?;
-        Ok(RunningLambda { api, child })
+        Ok(RunningLambda { api, child: std::sync::Mutex::new(child) })
     }
 }
 
 pub struct RunningLambda {
     api: RuntimeApi,
-    child: std::process::Child,
+    child: std::sync::Mutex<std::process::Child>,
 }
 
 impl RunningLambda {
+    fn child(&self) -> std::sync::MutexGuard<'_, std::process::Child> {
+        self.child.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sends one event; an error if the process exits instead of answering
+    /// (a failed cold start, a crash).
     pub async fn invoke(&self, event: Value) -> Result<(Duration, Value), String> {
-        self.api.invoke(event, TIMEOUT).await
+        let call = self.api.invoke(event, TIMEOUT);
+        tokio::pin!(call);
+        loop {
+            tokio::select! {
+                answer = &mut call => return answer,
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {
+                    if let Ok(Some(status)) = self.child().try_wait() {
+                        return Err(format!("the process exited ({status}) before answering"));
+                    }
+                }
+            }
+        }
     }
 
     pub fn peak_rss_kib(&self) -> u64 {
-        peak_rss_kib(self.child.id()).unwrap_or(0)
+        peak_rss_kib(self.child().id()).unwrap_or(0)
     }
 
-    pub async fn stop(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    pub async fn stop(self) {
+        let mut child = self.child();
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }
 
 impl Drop for RunningLambda {
     fn drop(&mut self) {
-        // Never leave a function process behind, whatever path ends the bench.
-        let _ = self.child.kill();
+        // Never leave a function process behind, whatever path ends the run.
+        let _ = self.child().kill();
     }
+}
+
+/// What a function process gets: the test environment's configuration plus
+/// the AWS settings of this machine (DynamoDB Local, dummy credentials).
+pub fn function_env(env: &TestEnv, dynamodb: &str) -> HashMap<String, String> {
+    let mut vars = env.vars.clone();
+    vars.insert("AWS_ENDPOINT_URL_DYNAMODB".into(), dynamodb.into());
+    // The credentials and region devstack's own client uses: DynamoDB Local
+    // keeps a separate set of tables per access key and region.
+    for (k, v) in [("AWS_ACCESS_KEY_ID", "local"), ("AWS_SECRET_ACCESS_KEY", "local"), ("AWS_REGION", "us-east-1")] {
+        vars.insert(k.into(), v.into());
+    }
+    vars.insert("RUST_LOG".into(), "info".into());
+    vars
 }
 
 /// What Lambda sets for every function (lambda_runtime reads these at start).

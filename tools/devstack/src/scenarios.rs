@@ -1,11 +1,11 @@
-//! The real request each function gets in the bench, made fresh for every
+//! The real request each function gets in the bench (and the binaries test), made fresh for every
 //! invocation where it must be (a login code is single-use; a tick needs a
 //! due message).
 
 use std::collections::HashMap;
 
 use axum::http::{HeaderMap, HeaderValue};
-use devstack::env::{TestEnv, LONG_TERM, PUSH_TOKEN};
+use crate::env::{TestEnv, LONG_TERM, PUSH_TOKEN};
 use serde_json::{json, Value};
 
 pub const FUNCTIONS: [&str; 5] = ["login", "subscribe", "messages", "send", "callback"];
@@ -28,7 +28,7 @@ fn http_event(method: &str, path: &str, query: Option<&str>, token: Option<&str>
     if let Some(t) = token.and_then(|t| HeaderValue::from_str(&format!("Bearer {t}")).ok()) {
         headers.insert("authorization", t);
     }
-    devstack::gateway::event(method, path, query, &headers, body.as_bytes(), route_key, params)
+    crate::gateway::event(method, path, query, &headers, body.as_bytes(), route_key, params)
 }
 
 /// A logged-in user with an active long-term grant and one stored message.
@@ -42,18 +42,18 @@ impl Fixture {
     pub async fn prepare(env: &TestEnv) -> Result<Fixture, String> {
         let openid = env.new_user(None).await;
         let code = env.login_code(&openid).await;
-        let (status, _, body) = devstack::gateway::invoke(&env.svc, "POST", "/login", &[("content-type", "application/json")], format!(r#"{{"code":"{code}"}}"#).as_bytes()).await;
+        let (status, _, body) = crate::gateway::invoke(&env.svc, "POST", "/login", &[("content-type", "application/json")], format!(r#"{{"code":"{code}"}}"#).as_bytes()).await;
         let login: Value = serde_json::from_str(&body).map_err(|e| format!("login: {e}"))?;
         let token = login["token"].as_str().ok_or(format!("login answered {status}: {body}"))?.to_string();
         let wx = env.user_subscribes(&openid, json!({LONG_TERM: "accept"})).await;
         let auth = format!("Bearer {token}");
         let headers = [("content-type", "application/json"), ("authorization", auth.as_str())];
-        let (status, _, body) = devstack::gateway::invoke(&env.svc, "POST", "/subscriptions", &headers, wx.to_string().as_bytes()).await;
+        let (status, _, body) = crate::gateway::invoke(&env.svc, "POST", "/subscriptions", &headers, wx.to_string().as_bytes()).await;
         if status != 200 {
             return Err(format!("subscriptions answered {status}: {body}"));
         }
         let later = json!({"openid": openid, "template_id": LONG_TERM, "data": order_data(), "send_at": "2030-01-01T00:00:00Z"});
-        let (status, _, body) = devstack::gateway::invoke(&env.svc, "POST", "/messages", &headers[..1], later.to_string().as_bytes()).await;
+        let (status, _, body) = crate::gateway::invoke(&env.svc, "POST", "/messages", &headers[..1], later.to_string().as_bytes()).await;
         let created: Value = serde_json::from_str(&body).map_err(|e| format!("messages: {e}"))?;
         let message_id = created["id"].as_str().ok_or(format!("messages answered {status}: {body}"))?.to_string();
         Ok(Fixture { openid, token, message_id })
@@ -64,7 +64,9 @@ impl Fixture {
         let none = HashMap::new();
         Ok(match function {
             "login" => {
-                let code = env.login_code(&self.openid).await;
+                // A new user each time: WeChat limits logins per user per minute.
+                let openid = env.new_user(None).await;
+                let code = env.login_code(&openid).await;
                 http_event("POST", "/login", None, None, &format!(r#"{{"code":"{code}"}}"#), "/login", &none)
             }
             "subscribe" => http_event("GET", "/subscriptions", None, Some(&self.token), "", "/subscriptions", &none),
@@ -74,7 +76,7 @@ impl Fixture {
             }
             "send" => {
                 self.schedule_due(env).await?;
-                serde_json::from_str(devstack::demo::SCHEDULED_EVENT).map_err(|e| e.to_string())?
+                serde_json::from_str(crate::demo::SCHEDULED_EVENT).map_err(|e| e.to_string())?
             }
             "callback" => {
                 let (timestamp, nonce) = ("1795420800", format!("{}", rand::random::<u32>()));
@@ -88,7 +90,7 @@ impl Fixture {
 
     async fn schedule_due(&self, env: &TestEnv) -> Result<(), String> {
         let body = json!({"openid": self.openid, "template_id": LONG_TERM, "data": order_data()});
-        let (status, _, text) = devstack::gateway::invoke(&env.svc, "POST", "/messages", &[("content-type", "application/json")], body.to_string().as_bytes()).await;
+        let (status, _, text) = crate::gateway::invoke(&env.svc, "POST", "/messages", &[("content-type", "application/json")], body.to_string().as_bytes()).await;
         if status != 202 {
             return Err(format!("scheduling a due message answered {status}: {text}"));
         }
@@ -112,4 +114,27 @@ pub fn check(function: &str, answer: &Value) -> Result<(), String> {
     } else {
         Err(format!("{function} answered {answer}"))
     }
+}
+
+/// Runs every scenario `rounds` times in-process, so DynamoDB Local's JVM has
+/// compiled its hot paths before anything is measured (a cold JVM is several
+/// times slower and would be measured as our cold start).
+pub async fn warm_up(env: &TestEnv, fixture: &Fixture, rounds: usize) -> Result<(), String> {
+    for _ in 0..rounds {
+        for function in FUNCTIONS {
+            let event = fixture.event(env, function).await?;
+            if function == "send" {
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+                shared::handlers::send::handle(&env.svc, &event, "warm-up", deadline).await.map_err(|e| e.to_string())?;
+                continue;
+            }
+            let req = lambda_http::request::from_str(&event.to_string()).map_err(|e| format!("{function}: {e}"))?;
+            let (f, _, _) = crate::gateway::route(req.uri().path()).ok_or(format!("{function}: no route"))?;
+            let status = shared::lambda::http_entry(f, &env.svc, &req).await.status();
+            if status != 200 {
+                return Err(format!("warm-up {function} answered {status}"));
+            }
+        }
+    }
+    Ok(())
 }

@@ -1,0 +1,55 @@
+//! The function binaries themselves, started the way Lambda starts them: a
+//! fresh process, a Runtime API, the standard variables, a real-shaped event.
+//! This covers what in-process tests cannot: `main`, configuration and AWS
+//! clients read from the environment, lambda_http's event parsing, the
+//! response the runtime posts back, and a cold start that fails loudly.
+//! (`make test` builds the binaries first: `cargo build --workspace --bins`.)
+
+use std::path::PathBuf;
+
+use devstack::env::dynamodb_endpoint;
+use devstack::lambda_process::{function_env, LambdaBinary};
+use devstack::scenarios::{self, Fixture, FUNCTIONS};
+use integration_tests::{Options, TestEnv};
+
+fn debug_binary(name: &str) -> LambdaBinary {
+    let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let bin = LambdaBinary::at(name, target.join("debug").join(name));
+    assert!(bin.path.exists(), "{} is missing: run `cargo build --workspace --bins` (make test does)", bin.path.display());
+    bin
+}
+
+fn log_path(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("wx-binary-{name}-{}.log", std::process::id()))
+}
+
+#[tokio::test]
+async fn every_function_binary_starts_like_lambda_and_answers_a_real_request() {
+    let env = TestEnv::start(Options::default()).await;
+    let fixture = Fixture::prepare(&env).await.expect("users, grants and a message");
+    let vars = function_env(&env, &dynamodb_endpoint());
+    for name in FUNCTIONS {
+        let log = log_path(name);
+        // A cold start and one warm invocation of the same kind.
+        let run = debug_binary(name)
+            .cold_run(&vars, || fixture.event(&env, name), 1, &log)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e} (log: {})", log.display()));
+        scenarios::check(name, &run.answer).unwrap_or_else(|e| panic!("{e} (log: {})", log.display()));
+    }
+}
+
+#[tokio::test]
+async fn a_binary_with_a_missing_variable_stops_at_cold_start_naming_it() {
+    let env = TestEnv::start(Options::default()).await;
+    let fixture = Fixture::prepare(&env).await.expect("fixture");
+    let mut vars = function_env(&env, &dynamodb_endpoint());
+    vars.remove("MESSAGES_TABLE");
+    let log = log_path("messages-misconfigured");
+    let err = debug_binary("messages").cold_run(&vars, || fixture.event(&env, "messages"), 0, &log).await.expect_err("no cold start without config");
+    assert!(err.contains("exited"), "{err}");
+    let text = std::fs::read_to_string(&log).expect("log");
+    let line = text.lines().find(|l| l.contains("\"level\":\"ERROR\"")).unwrap_or_else(|| panic!("no error line in {text}"));
+    let json: serde_json::Value = serde_json::from_str(line).expect("a JSON log line");
+    assert_eq!(json["fields"]["variable"], "MESSAGES_TABLE", "{line}");
+}
