@@ -7,7 +7,7 @@
 //! binary size; then the dispatch throughput of one `send` invocation with
 //! DynamoDB and WeChat requests per delivered message, counted.
 //!
-//! `bench [--bin-dir target/lambda] [--runs 11] [--warm 5] [--messages 10000] [--logs DIR] [--skip-cold]`
+//! `bench [--bin-dir target/lambda] [--runs 11] [--warm 5] [--messages 10000] [--logs DIR] [--skip-cold] [--warm-up 600]`
 //! (AWS_ENDPOINT_URL_DYNAMODB must point at DynamoDB Local: `make bench` does that).
 
 mod counting_proxy;
@@ -35,6 +35,8 @@ struct Args {
     logs: PathBuf,
     /// Skip the cold-start table (profiling the dispatch alone).
     skip_cold: bool,
+    /// Rounds of every request before measuring (DynamoDB Local's JVM needs them).
+    warm_up: usize,
 }
 
 fn args() -> Result<Args, String> {
@@ -48,6 +50,7 @@ fn args() -> Result<Args, String> {
         messages: num("--messages", 10_000)?,
         logs: flag("--logs").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("target/bench-logs")),
         skip_cold: argv.iter().any(|a| a == "--skip-cold"),
+        warm_up: num("--warm-up", 600)?,
     })
 }
 
@@ -82,7 +85,7 @@ async fn cold_starts(a: &Args, dynamodb: &str) -> Result<(), String> {
     let env = TestEnv::start(Options::default()).await;
     let fixture = Fixture::prepare(&env).await?;
     let vars = function_env(&env, dynamodb);
-    scenarios::warm_up(&env, &fixture, 200).await?;
+    scenarios::warm_up(&env, &fixture, a.warm_up).await?;
     let names: Vec<&str> = std::iter::once(FLOOR).chain(scenarios::FUNCTIONS).collect();
     let mut runs: HashMap<&str, Vec<ColdRun>> = HashMap::new();
     // Round-robin over the functions, so drift of the machine (or of DynamoDB
