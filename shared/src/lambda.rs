@@ -1,7 +1,7 @@
 //! The Lambda side of every function: load config once per cold start, build
 //! the clients once, then map each event to its handler.
 
-use lambda_http::{Body, Request, Response};
+use lambda_http::{Body, Request, RequestExt, Response};
 use futures::future::BoxFuture;
 use lambda_runtime::LambdaEvent;
 use serde_json::Value;
@@ -66,12 +66,17 @@ where
     H: for<'a> Fn(&'a Services, &'a Request) -> BoxFuture<'a, HttpResult> + Copy + Send + Sync + 'static,
 {
     let svc = boot(f.needs()).await?;
-    lambda_http::run(lambda_http::service_fn(move |req: Request| async move { Ok::<_, Error>(http::finish(handler(svc, &req).await)) })).await
+    lambda_http::run(lambda_http::service_fn(move |req: Request| async move {
+        crate::metrics::set_request_id(req.lambda_context_ref().map(|c| c.request_id.as_str()));
+        Ok::<_, Error>(http::finish(handler(svc, &req).await))
+    }))
+    .await
 }
 
 pub async fn run_send() -> Result<(), Error> {
     let svc = boot(Needs { secret: true, templates: true, ..Needs::default() }).await?;
     lambda_runtime::run(lambda_runtime::service_fn(move |event: LambdaEvent<Value>| async move {
+        crate::metrics::set_request_id(Some(&event.context.request_id));
         let deadline = handlers::send::budget(event.context.deadline);
         handlers::send::handle(svc, &event.payload, &event.context.request_id, deadline)
             .await

@@ -5,6 +5,15 @@ use serde_json::json;
 
 pub const NAMESPACE: &str = "WxSubscribe";
 
+/// The invocation being handled, so metric lines carry its request id like
+/// every log line does. A Lambda process handles one event at a time.
+static REQUEST_ID: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// Called by the runtime glue at the start of each invocation.
+pub fn set_request_id(id: Option<&str>) {
+    *REQUEST_ID.lock().unwrap_or_else(|p| p.into_inner()) = id.map(str::to_string);
+}
+
 /// Emits `name` with `value` (a count) and optional dimensions.
 pub fn count(name: &str, value: u64, dims: &[(&str, &str)]) {
     let mut line = json!({
@@ -22,6 +31,10 @@ pub fn count(name: &str, value: u64, dims: &[(&str, &str)]) {
         obj.insert(name.to_string(), json!(value));
         for (k, v) in dims {
             obj.insert((*k).to_string(), json!(v));
+        }
+        // Not a dimension: a plain property, so it stays searchable without new metrics.
+        if let Some(id) = REQUEST_ID.lock().unwrap_or_else(|p| p.into_inner()).as_deref() {
+            obj.insert("requestId".to_string(), json!(id));
         }
     }
     // EMF is read from stdout, apart from the tracing lines.

@@ -36,6 +36,18 @@ async fn every_function_binary_starts_like_lambda_and_answers_a_real_request() {
             .await
             .unwrap_or_else(|e| panic!("{name}: {e} (log: {})", log.display()));
         scenarios::check(name, &run.answer).unwrap_or_else(|e| panic!("{e} (log: {})", log.display()));
+        every_line_is_json_with_a_request_id(&log);
+    }
+}
+
+/// What CloudWatch gets: JSON lines, each carrying the invocation's request
+/// id (log lines in the runtime's span, metric lines as a property).
+fn every_line_is_json_with_a_request_id(log: &std::path::Path) {
+    let text = std::fs::read_to_string(log).expect("log");
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let json: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        let id = json["span"]["requestId"].as_str().or(json["requestId"].as_str());
+        assert!(id.is_some_and(|id| !id.is_empty()), "no request id: {line}");
     }
 }
 
