@@ -402,10 +402,22 @@ impl Outbox {
         }
         let chunks = futures::future::join_all(candidates.chunks(25).map(|chunk| self.claim_chunk(chunk.to_vec(), owner, lease_until_ms))).await;
         let mut out = Vec::with_capacity(candidates.len());
+        let mut failure = None;
         for chunk in chunks {
-            out.extend(chunk?);
+            match chunk {
+                Ok(c) => out.extend(c),
+                Err(e) => failure = Some(e),
+            }
         }
-        Ok(out)
+        match failure {
+            // Deliver what was won; the failed chunk's messages stay due (nothing was written).
+            Some(e) if !out.is_empty() => {
+                tracing::warn!(error = %e, "one claim transaction failed; delivering the rest");
+                Ok(out)
+            }
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
     }
 
     async fn claim_chunk(&self, mut pending: Vec<Message>, owner: &str, lease_until_ms: i64) -> Result<Vec<Message>, StoreError> {
