@@ -159,11 +159,7 @@ impl AccessTokenCache {
             .return_values(ReturnValue::None)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(false),
-            Err(e) => Err(StoreError::sdk(e)),
-        }
+        super::tx::condition_held(result)
     }
 
     async fn release(&self) {

@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
+use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::TransactWriteItem;
 use aws_sdk_dynamodb::Client;
 use rand::Rng;
@@ -102,6 +104,12 @@ pub async fn update_one(db: &Client, item: TransactWriteItem) -> Result<bool, St
         .set_expression_attribute_values(u.expression_attribute_values().cloned())
         .send()
         .await;
+    condition_held(result)
+}
+
+/// A conditional UpdateItem's result: `true` written, `false` its condition
+/// did not hold; any other failure is an error.
+pub fn condition_held<O, R: std::fmt::Debug>(result: Result<O, SdkError<UpdateItemError, R>>) -> Result<bool, StoreError> {
     match result {
         Ok(_) => Ok(true),
         Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(false),
