@@ -40,13 +40,15 @@ impl Services {
     /// Production start-up: resolves the secret, builds the AWS and WeChat clients.
     pub async fn init(mut config: Config) -> Result<Self, InitError> {
         let db = crate::store::dynamo_client().await;
+        // Built only if a secret is to be read, and once for both.
+        let secrets = OnceCell::new();
         let secret = match &config.secret {
             Some(SecretSource::Plain(s)) => s.clone(),
-            Some(SecretSource::SecretsManager(arn)) => app_secret(&read_secret("WECHAT_SECRET_ARN", arn).await?)?,
+            Some(SecretSource::SecretsManager(arn)) => app_secret(&read_secret(&secrets, "WECHAT_SECRET_ARN", arn).await?)?,
             None => String::new(),
         };
         if let (None, Some(arn)) = (&config.push_token, &config.push_secret_arn) {
-            let (token, aes_key) = push_secret(&read_secret("WECHAT_PUSH_SECRET_ARN", arn).await?)?;
+            let (token, aes_key) = push_secret(&read_secret(&secrets, "WECHAT_PUSH_SECRET_ARN", arn).await?)?;
             crate::config::check_push(Some(&token), aes_key.as_deref())?;
             config.push_token = Some(token);
             config.push_aes_key = aes_key;
@@ -102,9 +104,10 @@ impl Services {
 }
 
 /// A secret's string value, read once per cold start.
-async fn read_secret(var: &'static str, arn: &str) -> Result<String, InitError> {
+async fn read_secret(client: &OnceCell<aws_sdk_secretsmanager::Client>, var: &'static str, arn: &str) -> Result<String, InitError> {
     let failed = |reason: String| InitError::Secret { var, reason };
-    let out = crate::aws::secrets_manager()
+    let out = client
+        .get_or_init(crate::aws::secrets_manager)
         .await
         .get_secret_value()
         .secret_id(arn)

@@ -63,8 +63,8 @@ impl LambdaAws {
 
     pub fn secrets_manager(&self) -> aws_sdk_secretsmanager::Client {
         let mut b = aws_sdk_secretsmanager::Config::builder()
-            .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
-            .region(aws_sdk_secretsmanager::config::Region::new(self.region.to_string()))
+            .behavior_version(BehaviorVersion::latest())
+            .region(self.region.clone())
             .credentials_provider(self.credentials.clone())
             .http_client(https_client());
         if let Some(url) = Self::endpoint("SECRETS_MANAGER") {
@@ -75,6 +75,8 @@ impl LambdaAws {
 }
 
 /// The SDK's HTTPS client (hyper + rustls with ring), trusting only the AWS roots.
+/// (Not shared through a process-wide static: its connection pool belongs to
+/// the tokio runtime that first uses it, and tests run one runtime per test.)
 pub fn https_client() -> SharedHttpClient {
     let trust = TrustStore::empty().with_native_roots(false).with_pem_certificate(AWS_ROOTS_PEM);
     let builder = aws_smithy_http_client::Builder::new().tls_provider(tls::Provider::Rustls(CryptoMode::Ring));
