@@ -64,6 +64,8 @@ struct Summary {
     first: Duration,
     warm: Duration,
     penalty: Duration,
+    cpu_penalty: Duration,
+    faults: u64,
     rss_kib: u64,
 }
 
@@ -77,6 +79,12 @@ fn summarise(runs: &[ColdRun]) -> Summary {
         first: pick(|r| r.first),
         warm: pick(|r| r.warm),
         penalty: pick(|r| r.cold.saturating_sub(r.warm)),
+        cpu_penalty: pick(|r| r.cold_cpu.saturating_sub(r.warm_cpu)),
+        faults: {
+            let mut f: Vec<u64> = runs.iter().map(|r| r.cold_faults).collect();
+            f.sort();
+            f.get(f.len() / 2).copied().unwrap_or(0)
+        },
         rss_kib: rss.last().copied().unwrap_or(0),
     }
 }
@@ -100,8 +108,8 @@ async fn cold_starts(a: &Args, dynamodb: &str) -> Result<(), String> {
         }
     }
     println!("## Cold start, latency, memory, size ({} cold starts each, {} warm invocations per start; medians)\n", a.runs, a.warm);
-    println!("| function | request | init ms | x floor init | cold: start -> 1st response ms | 1st invocation ms | warm ms | cold-start penalty ms | x floor penalty | peak RSS MB | binary MB |");
-    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| function | request | init ms | x floor init | cold: start -> 1st response ms | 1st invocation ms | warm ms | cold-start penalty ms | x floor penalty | CPU penalty ms | x floor CPU | page faults to 1st response | peak RSS MB | binary MB |");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let floor = summarise(&runs[FLOOR]);
     for name in &names {
         let bin = LambdaBinary::in_dir(&a.bin_dir, name);
@@ -109,7 +117,7 @@ async fn cold_starts(a: &Args, dynamodb: &str) -> Result<(), String> {
         let s = summarise(&runs[name]);
         let ratio = |x: Duration, f: Duration| x.as_secs_f64() / f.as_secs_f64().max(1e-6);
         println!(
-            "| {name} | {} | {} | {:.2} | {} | {} | {} | {} | {:.2} | {:.1} | {:.2} |",
+            "| {name} | {} | {} | {:.2} | {} | {} | {} | {} | {:.2} | {} | {:.2} | {} | {:.1} | {:.2} |",
             scenarios::describe(name),
             ms(s.init),
             ratio(s.init, floor.init),
@@ -118,6 +126,9 @@ async fn cold_starts(a: &Args, dynamodb: &str) -> Result<(), String> {
             ms(s.warm),
             ms(s.penalty),
             ratio(s.penalty, floor.penalty),
+            ms(s.cpu_penalty),
+            ratio(s.cpu_penalty, floor.cpu_penalty),
+            s.faults,
             s.rss_kib as f64 / 1024.0,
             size as f64 / 1_048_576.0
         );

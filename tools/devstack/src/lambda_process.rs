@@ -26,6 +26,13 @@ pub struct ColdRun {
     pub warm: Duration,
     /// VmHWM of the process after all its invocations, in KiB.
     pub peak_rss_kib: u64,
+    /// CPU time of all the process's threads from start to the first response
+    /// (steadier than wall time on a shared machine).
+    pub cold_cpu: Duration,
+    /// CPU time of one warm invocation (median).
+    pub warm_cpu: Duration,
+    /// Minor page faults from start to the first response.
+    pub cold_faults: u64,
     /// The first answer, to check the request did what it should.
     pub answer: Value,
 }
@@ -63,14 +70,28 @@ impl LambdaBinary {
         let result = async {
             let (_, answer) = running.invoke(first_event).await?;
             let cold = started.elapsed();
+            let (cold_cpu, cold_faults) = running.usage();
             let init = running.api.first_poll().map(|t| t - started).unwrap_or_default();
             let first = cold.saturating_sub(init);
             let mut warm_times = Vec::new();
+            let mut warm_cpus = Vec::new();
             for _ in 0..warm {
                 let event = make_event().await?;
+                let before = running.usage().0;
                 warm_times.push(running.invoke(event).await?.0);
+                warm_cpus.push(running.usage().0.saturating_sub(before));
             }
-            Ok(ColdRun { init, cold, first, warm: median(&mut warm_times), peak_rss_kib: running.peak_rss_kib(), answer })
+            Ok(ColdRun {
+                init,
+                cold,
+                first,
+                warm: median(&mut warm_times),
+                peak_rss_kib: running.peak_rss_kib(),
+                cold_cpu,
+                warm_cpu: median(&mut warm_cpus),
+                cold_faults,
+                answer,
+            })
         }
         .await;
         running.stop().await;
@@ -126,6 +147,12 @@ impl RunningLambda {
         peak_rss_kib(self.child().id()).unwrap_or(0)
     }
 
+    /// CPU time of all threads so far, and minor page faults so far.
+    pub fn usage(&self) -> (Duration, u64) {
+        let pid = self.child().id();
+        (cpu_time(pid).unwrap_or_default(), minor_faults(pid).unwrap_or(0))
+    }
+
     pub async fn stop(self) {
         let mut child = self.child();
         let _ = child.kill();
@@ -175,6 +202,24 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Sum of the run time of every thread, from schedstat (nanoseconds, unlike
+/// the clock ticks of /proc/PID/stat).
+fn cpu_time(pid: u32) -> Option<Duration> {
+    let mut total = 0u64;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()?.flatten() {
+        let stat = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
+        total += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(Duration::from_nanos(total))
+}
+
+/// Minor faults of the whole process (field 10 of /proc/PID/stat, after the
+/// parenthesised command name).
+fn minor_faults(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.split_whitespace().nth(7)?.parse().ok()
 }
 
 pub fn median(values: &mut [Duration]) -> Duration {
