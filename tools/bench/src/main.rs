@@ -174,7 +174,11 @@ async fn throughput(a: &Args, dynamodb: &str) -> Result<(), String> {
     let tick: serde_json::Value = serde_json::from_str(devstack::demo::SCHEDULED_EVENT).map_err(|e| e.to_string())?;
     env.http.delete(format!("{}/sim/stats", env.sim.base_url())).send().await.map_err(|e| e.to_string())?;
     proxy.reset();
+    let dynamodb_cpu_before = dynamodb_local_cpu();
+    let cpu_before = running.usage().0;
     let (took, report) = running.invoke(tick).await?;
+    let send_cpu = running.usage().0.saturating_sub(cpu_before);
+    let dynamodb_cpu = dynamodb_local_cpu();
     let rss = running.peak_rss_kib();
     running.stop().await;
 
@@ -185,21 +189,38 @@ async fn throughput(a: &Args, dynamodb: &str) -> Result<(), String> {
     let wechat_token = env.sim_requests("/cgi-bin/stable_token").await + env.sim_requests("/cgi-bin/token").await;
     let per = |n: u64| if sent == 0 { f64::NAN } else { n as f64 / sent as f64 };
     println!("## Dispatch throughput: {} due messages, one `send` invocation (fresh process), simulator at zero latency\n", a.messages);
-    println!("| delivered | seconds | messages/s | DynamoDB requests / message | WeChat send calls / message | token fetches | send peak RSS MB |");
-    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| delivered | seconds | messages/s | DynamoDB requests / message | WeChat send calls / message | token fetches | send peak RSS MB | send CPU ms / message | DynamoDB Local CPU ms / message |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let cpu_per = |d: Duration| if sent == 0 { f64::NAN } else { d.as_secs_f64() * 1000.0 / sent as f64 };
     println!(
-        "| {sent} | {:.2} | {:.0} | {:.3} | {:.3} | {wechat_token} | {:.1} |",
+        "| {sent} | {:.2} | {:.0} | {:.3} | {:.3} | {wechat_token} | {:.1} | {:.3} | {} |",
         took.as_secs_f64(),
         sent as f64 / took.as_secs_f64(),
         per(dynamo_total),
         per(wechat_send),
-        rss as f64 / 1024.0
+        rss as f64 / 1024.0,
+        cpu_per(send_cpu),
+        match (dynamodb_cpu_before, dynamodb_cpu) {
+            (Some(a), Some(b)) => format!("{:.3}", cpu_per(b.saturating_sub(a))),
+            _ => "n/a".into(),
+        }
     );
     println!("\nDynamoDB requests by operation: {}", counts.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", "));
     if sent as usize != a.messages {
         return Err(format!("only {sent} of {} messages were delivered: {report}", a.messages));
     }
     Ok(())
+}
+
+/// CPU time used so far by DynamoDB Local (its PID is in `.dev/dynamodb.pid`,
+/// where `scripts/dynamodb-local.sh` leaves it), from /proc in clock ticks.
+fn dynamodb_local_cpu() -> Option<Duration> {
+    let pid = std::fs::read_to_string(".dev/dynamodb.pid").ok()?;
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    // utime and stime: fields 14 and 15, i.e. 11 and 12 after the command name.
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
 }
 
 async fn run() -> Result<(), String> {
