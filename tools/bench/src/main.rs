@@ -213,7 +213,8 @@ async fn throughput(a: &Args, dynamodb: &str) -> Result<(), String> {
 }
 
 /// CPU time used so far by DynamoDB Local (its PID is in `.dev/dynamodb.pid`,
-/// where `scripts/dynamodb-local.sh` leaves it), from /proc in clock ticks.
+/// where `scripts/dynamodb-local.sh` leaves it), from /proc in clock ticks
+/// (USER_HZ, which Linux fixes at 100 for user space: 10 ms each).
 fn dynamodb_local_cpu() -> Option<Duration> {
     let pid = std::fs::read_to_string(".dev/dynamodb.pid").ok()?;
     let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).ok()?;
