@@ -22,7 +22,7 @@ use futures::stream::{self, StreamExt};
 use serde_json::json;
 
 use counting_proxy::CountingProxy;
-use devstack::lambda_process::{function_env, median, ColdRun, LambdaBinary};
+use devstack::lambda_process::{function_env, median, proc_stat_field, ColdRun, LambdaBinary};
 use devstack::scenarios::{self, Fixture};
 
 const FLOOR: &str = "lambda-floor";
@@ -80,11 +80,7 @@ fn summarise(runs: &[ColdRun]) -> Summary {
         warm: pick(|r| r.warm),
         penalty: pick(|r| r.cold.saturating_sub(r.warm)),
         cpu_penalty: pick(|r| r.cold_cpu.saturating_sub(r.warm_cpu)),
-        faults: {
-            let mut f: Vec<u64> = runs.iter().map(|r| r.cold_faults).collect();
-            f.sort();
-            f.get(f.len() / 2).copied().unwrap_or(0)
-        },
+        faults: median(&mut runs.iter().map(|r| r.cold_faults).collect::<Vec<_>>()),
         rss_kib: rss.last().copied().unwrap_or(0),
     }
 }
@@ -216,11 +212,9 @@ async fn throughput(a: &Args, dynamodb: &str) -> Result<(), String> {
 /// where `scripts/dynamodb-local.sh` leaves it), from /proc in clock ticks
 /// (USER_HZ, which Linux fixes at 100 for user space: 10 ms each).
 fn dynamodb_local_cpu() -> Option<Duration> {
-    let pid = std::fs::read_to_string(".dev/dynamodb.pid").ok()?;
-    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).ok()?;
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    // utime and stime: fields 14 and 15, i.e. 11 and 12 after the command name.
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    let pid: u32 = std::fs::read_to_string(".dev/dynamodb.pid").ok()?.trim().parse().ok()?;
+    // utime and stime.
+    let ticks = proc_stat_field(pid, 14)? + proc_stat_field(pid, 15)?;
     Some(Duration::from_millis(ticks * 10))
 }
 

@@ -215,16 +215,22 @@ fn cpu_time(pid: u32) -> Option<Duration> {
     Some(Duration::from_nanos(total))
 }
 
-/// Minor faults of the whole process (field 10 of /proc/PID/stat, after the
-/// parenthesised command name).
+/// Minor faults of the whole process.
 fn minor_faults(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit_once(')')?.1.split_whitespace().nth(7)?.parse().ok()
+    proc_stat_field(pid, 10)
 }
 
-pub fn median(values: &mut [Duration]) -> Duration {
+/// Field `field` of /proc/PID/stat, numbered as proc(5) numbers them (1 is
+/// the PID); counted after the parenthesised command name, which may hold spaces.
+pub fn proc_stat_field(pid: u32, field: usize) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.split_whitespace().nth(field.checked_sub(3)?)?.parse().ok()
+}
+
+/// The median (the upper one of an even count); the default when empty.
+pub fn median<T: Ord + Copy + Default>(values: &mut [T]) -> T {
     if values.is_empty() {
-        return Duration::ZERO;
+        return T::default();
     }
     values.sort();
     values[values.len() / 2]
