@@ -40,6 +40,21 @@ async fn every_function_binary_starts_like_lambda_and_answers_a_real_request() {
     }
 }
 
+/// `build/lambda_link.rs` links every function at a fixed address (no
+/// relocations for ld.so to apply at a cold start): the ELF header says
+/// `ET_EXEC` (2), where a position-independent executable says `ET_DYN` (3).
+#[test]
+fn every_function_binary_is_a_fixed_address_executable() {
+    for name in FUNCTIONS {
+        let path = debug_binary(name).path;
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(bytes.get(..4), Some(&b"\x7fELF"[..]), "{name}: not an ELF file");
+        // e_type: the little-endian u16 at offset 16 (x86_64 and aarch64 alike).
+        let e_type = bytes.get(16..18).map(|b| u16::from_le_bytes([b[0], b[1]]));
+        assert_eq!(e_type, Some(2), "{name}: not a fixed-address executable (ET_EXEC)");
+    }
+}
+
 /// What CloudWatch gets: JSON lines, each carrying the invocation's request
 /// id (log lines in the runtime's span, metric lines as a property).
 fn every_line_is_json_with_a_request_id(log: &std::path::Path) {
