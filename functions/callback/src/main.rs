@@ -2,7 +2,9 @@
 
 use shared::lambda::{run_http, Error, HttpFunction};
 
-#[tokio::main]
+// One event at a time per process: a single-threaded runtime starts no
+// worker threads (fewer page faults and less CPU at every cold start).
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     run_http(HttpFunction::Callback, |svc, req| Box::pin(shared::handlers::callback::handle(svc, req))).await
 }
