@@ -2,7 +2,7 @@
 # `make bench`: builds every function (and the bare lambda_runtime floor) with
 # `cargo lambda build --release`, starts DynamoDB Local, and runs the bench
 # harness, which prints the tables the README quotes.
-# Extra arguments go to the harness: --runs N --warm N --messages N.
+# Extra arguments go to the harness: --runs N --warm N --messages N --drain-warm-up N.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
