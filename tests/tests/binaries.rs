@@ -44,6 +44,7 @@ async fn every_function_binary_starts_like_lambda_and_answers_a_real_request() {
 /// relocations for ld.so to apply at a cold start): the ELF header says
 /// `ET_EXEC` (2), where a position-independent executable says `ET_DYN` (3).
 #[test]
+#[cfg(target_os = "linux")] // the build script links fixed-address on Linux only
 fn every_function_binary_is_a_fixed_address_executable() {
     for name in FUNCTIONS {
         let path = debug_binary(name).path;
