@@ -149,7 +149,7 @@ pub async fn store(svc: &Services, openid: &str, c: &Content, idempotency_key: O
             tracing::info!(id = %new.id, openid, template_id = %new.template_id, "message scheduled");
             Ok(Scheduled::Created(created(new)))
         }
-        ScheduleOutcome::Existing(m) => Ok(Scheduled::Existing(m)),
+        ScheduleOutcome::Existing(m) => Ok(Scheduled::Existing(*m)),
         ScheduleOutcome::Conflict => Err(ApiError::IdempotencyConflict(
             "this idempotency_key was used with a different request".into(),
         )),

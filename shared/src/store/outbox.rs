@@ -166,7 +166,7 @@ impl Message {
 pub enum ScheduleOutcome {
     Created,
     /// The same idempotency key with the same request: the message already stored.
-    Existing(Message),
+    Existing(Box<Message>),
     /// The same idempotency key with a different request.
     Conflict,
     /// No credit left, or the long-term grant is off.
@@ -306,7 +306,7 @@ impl Outbox {
             return Ok(ScheduleOutcome::Conflict);
         }
         match self.get(&req_s(&record, "message_id")?).await? {
-            Some(existing) => Ok(ScheduleOutcome::Existing(existing)),
+            Some(existing) => Ok(ScheduleOutcome::Existing(Box::new(existing))),
             None => Err(StoreError::Malformed("idempotency record points at no message".into())),
         }
     }

@@ -192,7 +192,7 @@ pub async fn subscribe_send(AxState(state): AxState<Shared>, Query(q): Params, b
                 });
                 (Json(json!({"errcode": 0, "errmsg": "ok", "msgid": msgid.parse::<u64>().unwrap_or(0)})).into_response(), push)
             }
-            Err(r) => (r, None),
+            Err((errcode, errmsg)) => (err(errcode, &errmsg), None),
         }
     };
     if let Some((target, event)) = push {
@@ -206,51 +206,58 @@ pub async fn subscribe_send(AxState(state): AxState<Shared>, Query(q): Params, b
     response
 }
 
+/// WeChat's refusal of a send: its errcode and errmsg.
+type Refusal = (i64, String);
+
+fn refused(errcode: i64, errmsg: &str) -> Refusal {
+    (errcode, errmsg.to_string())
+}
+
 /// Validates like WeChat and delivers; `Ok((msgid, openid, template_id))`.
-fn send_checked(s: &mut State, token: Option<&str>, body: &str) -> Result<(String, String, String), Response> {
+fn send_checked(s: &mut State, token: Option<&str>, body: &str) -> Result<(String, String, String), Refusal> {
     if let Some((code, msg)) = s.check_token(token) {
-        return Err(err(code, msg));
+        return Err(refused(code, msg));
     }
-    let body: Value = serde_json::from_str(body).map_err(|_| err(47001, "data format error"))?;
+    let body: Value = serde_json::from_str(body).map_err(|_| refused(47001, "data format error"))?;
     let text = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_string);
     let touser = text("touser").unwrap_or_default();
     if !s.users.contains_key(&touser) {
-        return Err(err(40003, "invalid openid"));
+        return Err(refused(40003, "invalid openid"));
     }
     let template_id = text("template_id").unwrap_or_default();
     let Some(tmpl) = s.config.templates.iter().find(|t| t.pri_tmpl_id == template_id).cloned() else {
-        return Err(err(40037, "invalid template_id"));
+        return Err(refused(40037, "invalid template_id"));
     };
     let page = text("page");
     if let Some(p) = &page {
         let path = p.split('?').next().unwrap_or_default();
         if !s.config.pages.is_empty() && !s.config.pages.iter().any(|known| known == path) {
-            return Err(err(41030, "invalid page"));
+            return Err(refused(41030, "invalid page"));
         }
     }
     let state = text("miniprogram_state").unwrap_or_else(|| "formal".into());
     if !["developer", "trial", "formal"].contains(&state.as_str()) {
-        return Err(err(47003, "argument invalid! miniprogram_state invalid"));
+        return Err(refused(47003, "argument invalid! miniprogram_state invalid"));
     }
     let lang = text("lang").unwrap_or_else(|| "zh_CN".into());
     if !["zh_CN", "en_US", "zh_HK", "zh_TW"].contains(&lang.as_str()) {
-        return Err(err(47003, "argument invalid! lang invalid"));
+        return Err(refused(47003, "argument invalid! lang invalid"));
     }
     let catalogue = templates::from_wechat(std::slice::from_ref(&tmpl));
-    let def = catalogue.get(&template_id).ok_or_else(|| err(40037, "invalid template_id"))?;
-    let data = body.get("data").and_then(Value::as_object).ok_or_else(|| err(47003, "argument invalid! data invalid"))?;
+    let def = catalogue.get(&template_id).ok_or_else(|| refused(40037, "invalid template_id"))?;
+    let data = body.get("data").and_then(Value::as_object).ok_or_else(|| refused(47003, "argument invalid! data invalid"))?;
     for key in keywords(&tmpl.content) {
         let value = data.get(&key).and_then(|v| v.get("value")).and_then(Value::as_str);
         let Some(value) = value else {
-            return Err(err(47003, &format!("argument invalid! data.{key}.value is empty")));
+            return Err(refused(47003, &format!("argument invalid! data.{key}.value is empty")));
         };
         if shared::rules::check(&key, value, def).is_err() {
-            return Err(err(47003, &format!("argument invalid! data.{key}.value invalid")));
+            return Err(refused(47003, &format!("argument invalid! data.{key}.value invalid")));
         }
     }
     let now = s.now();
     let msgid = s.next_msgid.to_string();
-    let Some(user) = s.users.get_mut(&touser) else { return Err(err(40003, "invalid openid")) };
+    let Some(user) = s.users.get_mut(&touser) else { return Err(refused(40003, "invalid openid")) };
     let allowed = match def.kind {
         TemplateKind::OneTime => match user.credits.get_mut(&template_id) {
             Some(c) if *c > 0 => {
@@ -262,7 +269,7 @@ fn send_checked(s: &mut State, token: Option<&str>, body: &str) -> Result<(Strin
         TemplateKind::LongTerm => user.long_term.get(&template_id).copied().unwrap_or(false),
     };
     if !allowed {
-        return Err(err(43101, "user refuse to accept the msg"));
+        return Err(refused(43101, "user refuse to accept the msg"));
     }
     user.inbox.push(InboxMessage {
         msgid: msgid.clone(),
