@@ -205,24 +205,24 @@ async fn throughput(a: &Args, dynamodb: &str) -> Result<(), String> {
     let dynamo_total: u64 = counts.values().sum();
     let wechat_send = env.sim_requests("/cgi-bin/message/subscribe/send").await;
     let wechat_token = env.sim_requests("/cgi-bin/stable_token").await + env.sim_requests("/cgi-bin/token").await;
-    let per = |n: u64| if sent == 0 { f64::NAN } else { n as f64 / sent as f64 };
+    let per = |x: f64| if sent == 0 { f64::NAN } else { x / sent as f64 };
+    let cpu_ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!(
         "## Dispatch throughput: {} due messages, one `send` invocation (fresh process, after a {}-message warm-up drain), simulator at zero latency\n",
         a.messages, a.drain_warm_up
     );
     println!("| delivered | seconds | messages/s | DynamoDB requests / message | WeChat send calls / message | token fetches | send peak RSS MB | send CPU ms / message | DynamoDB Local CPU ms / message |");
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    let cpu_per = |d: Duration| if sent == 0 { f64::NAN } else { d.as_secs_f64() * 1000.0 / sent as f64 };
     println!(
         "| {sent} | {:.2} | {:.0} | {:.3} | {:.3} | {wechat_token} | {:.1} | {:.3} | {} |",
         took.as_secs_f64(),
         sent as f64 / took.as_secs_f64(),
-        per(dynamo_total),
-        per(wechat_send),
+        per(dynamo_total as f64),
+        per(wechat_send as f64),
         rss as f64 / 1024.0,
-        cpu_per(send_cpu),
+        per(cpu_ms(send_cpu)),
         match (dynamodb_cpu_before, dynamodb_cpu) {
-            (Some(a), Some(b)) => format!("{:.3}", cpu_per(b.saturating_sub(a))),
+            (Some(a), Some(b)) => format!("{:.3}", per(cpu_ms(b.saturating_sub(a)))),
             _ => "n/a".into(),
         }
     );
