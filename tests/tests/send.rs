@@ -300,12 +300,15 @@ async fn a_dead_dispatchers_claims_are_delivered_later_once() {
     for _ in 0..3 {
         post(&env, &meeting(&openid)).await;
     }
-    // A dispatcher claims everything with a short lease and dies before sending.
-    let mut due = Vec::new();
+    // A dispatcher claims every shard's page with a short hold and dies before sending.
+    let mut claimed = Vec::new();
     for shard in 0..env.svc.outbox.shards() {
-        due.extend(env.svc.outbox.due(shard, shared::clock::now_ms(), 100).await.expect("due"));
+        let now = shared::clock::now_ms();
+        let due = env.svc.outbox.due(shard, now, 100).await.expect("due");
+        if !due.is_empty() {
+            claimed.extend(env.svc.outbox.claim_page(shard, due, "dead", now + 1500, now).await.expect("claim").expect("free shard"));
+        }
     }
-    let claimed = env.svc.outbox.claim(due, "dead", shared::clock::now_ms() + 1500).await.expect("claim");
     assert_eq!(claimed.len(), 3);
     assert_eq!(tick(&env).await.claimed, 0, "claims held by the dead dispatcher are respected");
     tokio::time::sleep(Duration::from_millis(1700)).await;
@@ -314,7 +317,7 @@ async fn a_dead_dispatchers_claims_are_delivered_later_once() {
     assert_eq!(tick(&env).await.claimed, 0);
     assert_eq!(env.inbox(&openid).await.len(), 3);
     // The dead dispatcher waking up cannot record anything over the new owner.
-    let late = env.svc.outbox.finish(&claimed[0], "dead", 1, &shared::store::outbox::Finish::Sent { msgid: 1 }, 0).await.expect("store");
+    let late = env.svc.outbox.finish(&claimed[0], 1, &shared::store::outbox::Finish::Sent { msgid: 1 }, 0).await.expect("store");
     assert!(!late, "a lost lease writes nothing");
 }
 
@@ -385,4 +388,85 @@ async fn a_refresh_that_outlives_its_lease_still_uses_the_token_wechat_issued() 
     let (status, _) = post(&env, &json!({"openid": openid, "template_id": ONE_TIME, "data": {"thing1": "评审会", "time2": "15:00"}})).await;
     assert_eq!(status, 202);
     assert_eq!(tick(&env).await.sent, 1);
+}
+
+/// The page of `shard` a dispatcher would read now, and the shard holding `id`.
+async fn page_with(env: &TestEnv, id: &str) -> (u32, Vec<shared::store::Message>) {
+    for shard in 0..env.svc.outbox.shards() {
+        let due = env.svc.outbox.due(shard, shared::clock::now_ms(), 100).await.expect("due");
+        if due.iter().any(|m| m.id == id) {
+            return (shard, due);
+        }
+    }
+    panic!("{id} is not due on any shard");
+}
+
+#[tokio::test]
+async fn a_message_on_a_dispatchers_page_reads_sending_and_nothing_else_can_take_it() {
+    let env = TestEnv::start(Options::default()).await;
+    let (openid, token) = user_with_credits(&env, 2).await;
+    let (_, created) = post(&env, &meeting(&openid)).await;
+    let id = created["id"].as_str().expect("id").to_string();
+    let (shard, page) = page_with(&env, &id).await;
+    let now = shared::clock::now_ms();
+    let claimed = env.svc.outbox.claim_page(shard, page, "holder", now + 60_000, now).await.expect("claim").expect("free shard");
+    assert_eq!(claimed.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), [id.as_str()]);
+
+    assert_eq!(get(&env, &id).await["status"], "sending", "the holder is sending it");
+    let (status, e) = call(&env.svc, "DELETE", &format!("/messages/{id}"), None, "").await;
+    assert_eq!((status, code(&e)), (409, "already_sent"), "a message being sent cannot be cancelled");
+    // A direct invocation's claim of the same message is refused inside its transaction.
+    let stale = &claimed[0];
+    assert!(env.svc.outbox.claim_one(stale, "direct", now + 60_000, now).await.expect("store").is_none());
+    // Another dispatcher cannot take the shard while the claim holds.
+    assert_eq!(tick(&env).await.claimed, 0);
+    let (_, again) = page_with(&env, &id).await;
+    assert!(env.svc.outbox.claim_page(shard, again, "other", now + 60_000, now).await.expect("claim").is_none());
+
+    // The holder delivers it, once, and lets the shard go.
+    assert_eq!(send::deliver(&env.svc, stale).await, send::Outcome::Sent);
+    env.svc.outbox.release_page(shard, "holder").await.expect("release");
+    assert_eq!(tick(&env).await.claimed, 0, "nothing sent twice");
+    assert_eq!(get(&env, &id).await["status"], "sent");
+    assert_eq!(env.inbox(&openid).await.len(), 1);
+    assert_eq!(remaining(&grants(&env, &token).await, ONE_TIME), Some(1), "one credit spent");
+}
+
+#[tokio::test]
+async fn a_message_cancelled_after_the_index_was_read_is_not_sent() {
+    let env = TestEnv::start(Options::default()).await;
+    let (openid, token) = user_with_credits(&env, 1).await;
+    let (_, created) = post(&env, &meeting(&openid)).await;
+    let id = created["id"].as_str().expect("id").to_string();
+    // The dispatcher reads the index, then the business cancels, then the dispatcher claims its page.
+    let (shard, page) = page_with(&env, &id).await;
+    let (status, doc) = call(&env.svc, "DELETE", &format!("/messages/{id}"), None, "").await;
+    assert_eq!((status, doc["status"].as_str()), (200, Some("cancelled")));
+    let now = shared::clock::now_ms();
+    let claimed = env.svc.outbox.claim_page(shard, page, "late", now + 60_000, now).await.expect("claim").expect("free shard");
+    assert!(claimed.is_empty(), "the claim reads the table, not the stale page");
+    env.svc.outbox.release_page(shard, "late").await.expect("release");
+    assert_eq!(env.sim_requests(SEND).await, 0);
+    assert_eq!(remaining(&grants(&env, &token).await, ONE_TIME), Some(1), "the credit came back");
+}
+
+#[tokio::test]
+async fn a_held_claim_stops_only_the_messages_on_its_page() {
+    let env = TestEnv::start(Options::default()).await;
+    let (openid, _) = user_with_credits(&env, 2).await;
+    let (_, first) = post(&env, &meeting(&openid)).await;
+    let first = first["id"].as_str().expect("id").to_string();
+    let (shard, page) = page_with(&env, &first).await;
+    let now = shared::clock::now_ms();
+    env.svc.outbox.claim_page(shard, page, "holder", now + 60_000, now).await.expect("claim").expect("free shard");
+    // A message that was not on the page stays the business's to cancel, whatever its shard.
+    let mut later = meeting(&openid);
+    later["send_at"] = json!("2099-01-01T09:00:00+08:00");
+    let (_, second) = post(&env, &later).await;
+    let second = second["id"].as_str().expect("id");
+    let (status, doc) = call(&env.svc, "DELETE", &format!("/messages/{second}"), None, "").await;
+    assert_eq!((status, doc["status"].as_str()), (200, Some("cancelled")), "{doc}");
+    // And once the hold runs out, the page's message is anyone's to deliver again.
+    let expired = env.svc.outbox.claim_page(shard, page_with(&env, &first).await.1, "next", now + 60_000, now + 61_000).await.expect("claim");
+    assert_eq!(expired.map(|c| c.len()), Some(1));
 }

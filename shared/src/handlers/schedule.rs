@@ -147,7 +147,8 @@ pub async fn store(svc: &Services, openid: &str, c: &Content, idempotency_key: O
     match svc.outbox.schedule(&new, now).await? {
         ScheduleOutcome::Created => {
             tracing::info!(id = %new.id, openid, template_id = %new.template_id, "message scheduled");
-            Ok(Scheduled::Created(created(new)))
+            let shard = svc.outbox.shard_of(&new.id);
+            Ok(Scheduled::Created(created(new, shard)))
         }
         ScheduleOutcome::Existing(m) => Ok(Scheduled::Existing(*m)),
         ScheduleOutcome::Conflict => Err(ApiError::IdempotencyConflict(
@@ -160,10 +161,11 @@ pub async fn store(svc: &Services, openid: &str, c: &Content, idempotency_key: O
     }
 }
 
-fn created(n: NewMessage) -> Message {
+fn created(n: NewMessage, due_shard: String) -> Message {
     Message {
         status: crate::store::MessageStatus::Scheduled,
         due_at: Some(n.send_at_ms),
+        due_shard: Some(due_shard),
         credit_reserved: n.kind == crate::templates::TemplateKind::OneTime,
         id: n.id,
         openid: n.openid,

@@ -16,8 +16,9 @@ use crate::store::Message;
 use crate::wechat::WechatError;
 use crate::{clock, ids, metrics};
 
-/// How long a claim holds a message. Longer than the worst delivery of one
-/// batch (token refresh + two WeChat calls with 5 s timeouts each).
+/// How long a claim holds a message (or a page of a shard). Longer than the
+/// worst delivery of one page (token refresh + two WeChat calls with 5 s
+/// timeouts each, and the outcome write's retries).
 pub const LEASE_MS: i64 = 120_000;
 /// WeChat send calls in flight at once per invocation.
 pub const CONCURRENCY: usize = 32;
@@ -73,9 +74,32 @@ async fn prefetch_token(svc: &Services) {
     }
 }
 
-/// One shard: page through its due messages, claim a page, deliver it.
+/// One shard: claim it page by page, deliver each page, then let it go.
 async fn dispatch_shard(svc: &Services, shard: u32, owner: &str, deadline: Instant, in_flight: &Semaphore) -> DispatchReport {
     let mut report = DispatchReport::default();
+    let end = work_shard(svc, shard, owner, deadline, in_flight, &mut report).await;
+    if end == ShardEnd::Release {
+        if let Err(e) = svc.outbox.release_page(shard, owner).await {
+            // It runs out by itself; until then nobody else works this shard.
+            tracing::warn!(error = %e, shard, "could not release the shard claim");
+        }
+    }
+    report
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum ShardEnd {
+    /// Never claimed (nothing due, or another dispatcher holds it).
+    NotHeld,
+    Release,
+    /// An outcome could not be recorded: that message (perhaps sent) must
+    /// not be picked up again at once, so the claim runs out by itself.
+    LetRunOut,
+}
+
+/// The pages of one shard, until none is due or the deadline.
+async fn work_shard(svc: &Services, shard: u32, owner: &str, deadline: Instant, in_flight: &Semaphore, report: &mut DispatchReport) -> ShardEnd {
+    let mut end = ShardEnd::NotHeld;
     let mut empty_claims = 0;
     while Instant::now() < deadline {
         let now = clock::now_ms();
@@ -91,15 +115,19 @@ async fn dispatch_shard(svc: &Services, shard: u32, owner: &str, deadline: Insta
         }
         // A short page was the whole of what is due: no need to ask again.
         let last_page = due.len() < PAGE as usize;
-        let claimed = match svc.outbox.claim(due, owner, now + LEASE_MS).await {
-            Ok(c) => c,
+        let claimed = match svc.outbox.claim_page(shard, due, owner, now + LEASE_MS, now).await {
+            Ok(Some(c)) => c,
+            // Another dispatcher works this shard.
+            Ok(None) => break,
             Err(e) => {
+                // Perhaps taken before the failure: give it back (nothing was sent).
                 tracing::error!(error = %e, shard, "claim failed");
-                break;
+                return ShardEnd::Release;
             }
         };
+        end = ShardEnd::Release;
         if claimed.is_empty() {
-            // Others hold these (or the index lags behind a claim): move on soon.
+            // Claimed alone by direct invocations, or the index lags behind the table: move on soon.
             empty_claims += 1;
             if empty_claims >= 3 || last_page {
                 break;
@@ -111,11 +139,12 @@ async fn dispatch_shard(svc: &Services, shard: u32, owner: &str, deadline: Insta
             .map(|m| async move {
                 // A closed semaphore never happens (it lives for this call); deliver regardless.
                 let _permit = in_flight.acquire().await.ok();
-                deliver(svc, &m, owner).await
+                deliver(svc, &m).await
             })
             .buffer_unordered(CONCURRENCY)
             .collect()
             .await;
+        let lost_before = report.lost;
         for o in outcomes {
             match o {
                 Outcome::Sent => report.sent += 1,
@@ -124,11 +153,14 @@ async fn dispatch_shard(svc: &Services, shard: u32, owner: &str, deadline: Insta
                 Outcome::Lost => report.lost += 1,
             }
         }
+        if report.lost > lost_before {
+            return ShardEnd::LetRunOut;
+        }
         if last_page {
             break;
         }
     }
-    report
+    end
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,7 +196,7 @@ pub fn judge(result: &Result<u64, WechatError>, attempts_so_far: i64, now_ms: i6
 
 /// One claimed message: at most one WeChat call, or two when the token was
 /// refused and refreshed; then one outcome write.
-pub async fn deliver(svc: &Services, m: &Message, owner: &str) -> Outcome {
+pub async fn deliver(svc: &Services, m: &Message) -> Outcome {
     let request = m.to_send_request();
     let mut calls = 0u32;
     let result = match svc.tokens.get().await {
@@ -190,17 +222,17 @@ pub async fn deliver(svc: &Services, m: &Message, owner: &str) -> Outcome {
     };
     let now = clock::now_ms();
     let finish = judge(&result, m.attempts + calls as i64, now);
-    let written = match record_outcome(svc, m, owner, calls, &finish, now).await {
+    let written = match record_outcome(svc, m, calls, &finish, now).await {
         Ok(w) => w,
         Err(e) => {
-            // The lease runs out and another dispatcher picks the message up
+            // The claim runs out and another dispatcher picks the message up
             // (after a send WeChat accepted, that is the one resend exactly-once cannot rule out).
             tracing::error!(error = %e, id = %m.id, "could not record the outcome");
             return Outcome::Lost;
         }
     };
     if !written {
-        tracing::warn!(id = %m.id, "lease lost before the outcome was recorded");
+        tracing::warn!(id = %m.id, "claim lost before the outcome was recorded");
         return Outcome::Lost;
     }
     match &finish {
@@ -226,10 +258,10 @@ pub async fn deliver(svc: &Services, m: &Message, owner: &str) -> Outcome {
 /// The outcome write, tried again over a few seconds when DynamoDB fails
 /// (the SDK's own retries are quick): once WeChat has sent the message, a
 /// lost write means a resend after the lease, so it is worth waiting for.
-async fn record_outcome(svc: &Services, m: &Message, owner: &str, calls: u32, finish: &Finish, now: i64) -> Result<bool, crate::store::StoreError> {
+async fn record_outcome(svc: &Services, m: &Message, calls: u32, finish: &Finish, now: i64) -> Result<bool, crate::store::StoreError> {
     let mut delay = Duration::from_millis(250);
     for _ in 0..OUTCOME_WRITE_RETRIES {
-        match svc.outbox.finish(m, owner, calls, finish, now).await {
+        match svc.outbox.finish(m, calls, finish, now).await {
             Err(e) => {
                 tracing::warn!(error = %e, id = %m.id, "outcome write failed; trying again");
                 tokio::time::sleep(delay).await;
@@ -238,15 +270,16 @@ async fn record_outcome(svc: &Services, m: &Message, owner: &str, calls: u32, fi
             done => return done,
         }
     }
-    svc.outbox.finish(m, owner, calls, finish, now).await
+    svc.outbox.finish(m, calls, finish, now).await
 }
 
 /// Claims one just-scheduled message and delivers it now (direct invocation).
 async fn deliver_now(svc: &Services, m: Message, owner: &str) -> Result<Message, ApiError> {
     let id = m.id.clone();
-    let claimed = svc.outbox.claim(vec![m], owner, clock::now_ms() + LEASE_MS).await?;
-    for c in &claimed {
-        deliver(svc, c, owner).await;
+    let now = clock::now_ms();
+    // Not won: a tick's dispatcher has it on its page and delivers it.
+    if let Some(claimed) = svc.outbox.claim_one(&m, owner, now + LEASE_MS, now).await? {
+        deliver(svc, &claimed).await;
     }
     svc.outbox.get(&id).await?.ok_or_else(|| ApiError::NotFound(format!("no message {id}")))
 }

@@ -6,6 +6,7 @@ pub mod dedupe;
 pub mod grants;
 pub mod outbox;
 pub mod sessions;
+pub mod shard_claim;
 pub mod token_cache;
 pub(crate) mod tx;
 

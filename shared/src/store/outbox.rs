@@ -2,19 +2,22 @@
 //!
 //! Due messages sit in the sparse `due` index (`due_shard`, `due_at`), whose
 //! partition key is write-sharded so a broadcast to many users spreads over
-//! partitions. Claiming sets `status=sending`, a lease owner, and moves
-//! `due_at` to the lease's end: if the claimer dies, the message becomes due
-//! again when the lease runs out, and the claim condition (`due_at` unchanged)
-//! lets exactly one dispatcher win each claim.
+//! partitions. A dispatcher claims a page of one shard with one write (see
+//! [`super::shard_claim`]), checks each message is still as the index showed
+//! it, sends, and writes each outcome conditional on the message being
+//! unchanged (`due_at` as seen). A direct invocation claims its own message
+//! alone: `status=sending`, a lease owner, `due_at` moved to the lease's end,
+//! so if it dies the message becomes due again when the lease runs out.
 
 use std::collections::BTreeMap;
 
-use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{KeysAndAttributes, Put, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
 use serde_json::{json, Map, Value};
 
 use super::attrs::{get_bool, get_n, get_s, map, n, req_n, req_s, s, Item};
 use super::grants::GrantLedger;
+use super::shard_claim::{self, ShardClaims};
 use super::tx::{self, TxResult};
 use super::StoreError;
 use crate::clock;
@@ -92,6 +95,8 @@ pub struct Message {
     pub sent_at_ms: Option<i64>,
     pub delivered_at_ms: Option<i64>,
     pub due_at: Option<i64>,
+    /// The `due` index partition while the message is due.
+    pub due_shard: Option<String>,
     pub credit_reserved: bool,
 }
 
@@ -157,6 +162,7 @@ impl Message {
             sent_at_ms: get_n(item, "sent_at"),
             delivered_at_ms: get_n(item, "delivered_at"),
             due_at: get_n(item, "due_at"),
+            due_shard: get_s(item, "due_shard"),
             credit_reserved: get_bool(item, "credit_reserved").unwrap_or(false),
         })
     }
@@ -201,6 +207,7 @@ pub struct Outbox {
     db: Client,
     table: String,
     grants: GrantLedger,
+    claims: ShardClaims,
     shards: u32,
 }
 
@@ -208,7 +215,9 @@ const IDEM_PREFIX: &str = "idem#";
 
 impl Outbox {
     pub fn new(db: Client, table: impl Into<String>, grants: GrantLedger, shards: u32) -> Self {
-        Outbox { db, table: table.into(), grants, shards: shards.max(1) }
+        let table = table.into();
+        let claims = ShardClaims::new(db.clone(), table.clone());
+        Outbox { db, table, grants, claims, shards: shards.max(1) }
     }
 
     pub fn shards(&self) -> u32 {
@@ -324,14 +333,21 @@ impl Outbox {
         Ok(out.item)
     }
 
+    /// The message as its sender sees it: a due message on the page a
+    /// dispatcher is delivering reads `sending`, as it is.
     pub async fn get(&self, id: &str) -> Result<Option<Message>, StoreError> {
-        if id.starts_with(IDEM_PREFIX) {
+        if id.starts_with(IDEM_PREFIX) || id.starts_with(shard_claim::PREFIX) {
             return Ok(None);
         }
-        match self.get_item(id).await? {
-            Some(item) => Message::from_item(&item).map(Some),
-            None => Ok(None),
+        let Some(item) = self.get_item(id).await? else { return Ok(None) };
+        let mut m = Message::from_item(&item)?;
+        let now = clock::now_ms();
+        if let (MessageStatus::Scheduled, Some(due), Some(shard)) = (m.status, m.due_at, &m.due_shard) {
+            if due <= now && self.claims.holds(shard, id, now).await? {
+                m.status = MessageStatus::Sending;
+            }
         }
+        Ok(Some(m))
     }
 
     /// Cancels a scheduled message and returns its credit, in one transaction.
@@ -358,6 +374,10 @@ impl Outbox {
                     .build()?,
             )
             .build()];
+        // A dispatcher may hold it on the page it is sending right now.
+        if let Some(shard) = &current.due_shard {
+            items.push(self.claims.not_holding_item(shard, id, now_ms)?);
+        }
         if current.credit_reserved {
             items.push(self.grants.release_item(&current.openid, &current.template_id)?);
         }
@@ -391,77 +411,114 @@ impl Outbox {
         out.items().iter().map(Message::from_item).collect()
     }
 
-    /// Claims what it can of `candidates` for `owner` until `lease_until_ms`:
-    /// one conditional UpdateItem for a lone message, else transactions of up
-    /// to 25, sent together. Returns the claimed messages.
-    pub async fn claim(&self, candidates: Vec<Message>, owner: &str, lease_until_ms: i64) -> Result<Vec<Message>, StoreError> {
-        let candidates: Vec<Message> = candidates.into_iter().filter(|m| m.due_at.is_some()).collect();
-        if let [only] = candidates.as_slice() {
-            let won = tx::update_one(&self.db, self.claim_item(only, owner, lease_until_ms)?).await?;
-            return Ok(if won { vec![claimed(only.clone(), lease_until_ms)] } else { Vec::new() });
+    /// Claims a page of `shard` for `owner` until `hold_until_ms` (one
+    /// write for the whole page), then keeps the messages a consistent read
+    /// shows unchanged since the index was read: not cancelled, not sent,
+    /// not claimed alone by a direct invocation. `None` when another
+    /// dispatcher holds the shard.
+    pub async fn claim_page(&self, shard: u32, candidates: Vec<Message>, owner: &str, hold_until_ms: i64, now_ms: i64) -> Result<Option<Vec<Message>>, StoreError> {
+        let candidates: Vec<Message> = candidates.into_iter().filter(|m| m.due_at.is_some_and(|d| d <= now_ms)).collect();
+        if candidates.is_empty() {
+            return Ok(Some(Vec::new()));
         }
-        let chunks = futures::future::join_all(candidates.chunks(25).map(|chunk| self.claim_chunk(chunk.to_vec(), owner, lease_until_ms))).await;
-        let mut out = Vec::with_capacity(candidates.len());
-        let mut failure = None;
-        for chunk in chunks {
-            match chunk {
-                Ok(c) => out.extend(c),
-                Err(e) => failure = Some(e),
-            }
+        let page = candidates.iter().map(|m| m.id.clone()).collect();
+        if !self.claims.take(&Self::shard_name(shard), owner, page, hold_until_ms, now_ms).await? {
+            return Ok(None);
         }
-        match failure {
-            // Deliver what was won; the failed chunk's messages stay due (nothing was written).
-            Some(e) if !out.is_empty() => {
-                tracing::warn!(error = %e, "one claim transaction failed; delivering the rest");
-                Ok(out)
-            }
-            Some(e) => Err(e),
-            None => Ok(out),
-        }
+        let current = self.due_state(&candidates).await?;
+        Ok(Some(
+            candidates
+                .into_iter()
+                .filter(|m| current.get(&m.id).is_some_and(|(status, due)| {
+                    matches!(status, MessageStatus::Scheduled | MessageStatus::Sending) && *due == m.due_at
+                }))
+                .collect(),
+        ))
     }
 
-    async fn claim_chunk(&self, mut pending: Vec<Message>, owner: &str, lease_until_ms: i64) -> Result<Vec<Message>, StoreError> {
-        while !pending.is_empty() {
-            let items = pending.iter().map(|m| self.claim_item(m, owner, lease_until_ms)).collect::<Result<Vec<_>, _>>()?;
-            match tx::transact(&self.db, items).await? {
-                TxResult::Committed => return Ok(pending.into_iter().map(|m| claimed(m, lease_until_ms)).collect()),
-                // Someone else claimed (or cancelled) those: drop them and retry the rest.
-                TxResult::ConditionFailed(lost) => {
-                    pending = pending.into_iter().enumerate().filter(|(i, _)| !lost.contains(i)).map(|(_, m)| m).collect();
+    /// Gives up the claim on `shard` once its pages are delivered.
+    pub async fn release_page(&self, shard: u32, owner: &str) -> Result<(), StoreError> {
+        self.claims.release(&Self::shard_name(shard), owner).await
+    }
+
+    /// Status and `due_at` of `messages` by consistent reads (one BatchGetItem
+    /// per 100; keys DynamoDB leaves unprocessed are asked again). A message
+    /// missing from the answer is left out, so it is not delivered this time.
+    async fn due_state(&self, messages: &[Message]) -> Result<BTreeMap<String, (MessageStatus, Option<i64>)>, StoreError> {
+        let mut state = BTreeMap::new();
+        for chunk in messages.chunks(100) {
+            let keys = chunk.iter().map(|m| map([("id", s(&m.id))])).collect();
+            let mut request = KeysAndAttributes::builder()
+                .set_keys(Some(keys))
+                .consistent_read(true)
+                .projection_expression("id, #st, due_at")
+                .expression_attribute_names("#st", "status")
+                .build()?;
+            for attempt in 0..5u32 {
+                let out = self
+                    .db
+                    .batch_get_item()
+                    .request_items(&self.table, request.clone())
+                    .send()
+                    .await
+                    .map_err(StoreError::sdk)?;
+                for item in out.responses.as_ref().and_then(|r| r.get(&self.table)).into_iter().flatten() {
+                    let status = MessageStatus::parse(&req_s(item, "status")?).ok_or_else(|| StoreError::Malformed("unknown status".into()))?;
+                    state.insert(req_s(item, "id")?, (status, get_n(item, "due_at")));
+                }
+                match out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)) {
+                    Some(rest) if !rest.keys().is_empty() => {
+                        request = rest;
+                        tx::backoff(attempt).await;
+                    }
+                    _ => break,
                 }
             }
         }
-        Ok(Vec::new())
+        Ok(state)
     }
 
-    fn claim_item(&self, m: &Message, owner: &str, lease_until_ms: i64) -> Result<TransactWriteItem, StoreError> {
-        let seen = m.due_at.unwrap_or_default();
-        Ok(TransactWriteItem::builder()
-            .update(
-                Update::builder()
-                    .table_name(&self.table)
-                    .key("id", s(&m.id))
-                    .update_expression("SET #st = :sending, lease_owner = :me, due_at = :lease")
-                    .condition_expression("due_at = :seen AND (#st = :scheduled OR #st = :sending)")
-                    .expression_attribute_names("#st", "status")
-                    .set_expression_attribute_values(Some(map([
-                        (":sending", s("sending")),
-                        (":scheduled", s("scheduled")),
-                        (":me", s(owner)),
-                        (":lease", n(lease_until_ms)),
-                        (":seen", n(seen)),
-                    ])))
-                    .build()?,
-            )
-            .build())
+    /// Claims one message alone for `owner` until `lease_until_ms` (a direct
+    /// invocation delivering what it just scheduled): `status=sending`, the
+    /// lease in `due_at`, unless a dispatcher holds it on a page. `None` when
+    /// someone else has it.
+    pub async fn claim_one(&self, m: &Message, owner: &str, lease_until_ms: i64, now_ms: i64) -> Result<Option<Message>, StoreError> {
+        let (Some(seen), Some(shard)) = (m.due_at, &m.due_shard) else { return Ok(None) };
+        let claim = Update::builder()
+            .table_name(&self.table)
+            .key("id", s(&m.id))
+            .update_expression("SET #st = :sending, lease_owner = :me, due_at = :lease")
+            .condition_expression("due_at = :seen AND (#st = :scheduled OR #st = :sending)")
+            .expression_attribute_names("#st", "status")
+            .set_expression_attribute_values(Some(map([
+                (":sending", s("sending")),
+                (":scheduled", s("scheduled")),
+                (":me", s(owner)),
+                (":lease", n(lease_until_ms)),
+                (":seen", n(seen)),
+            ])))
+            .build()?;
+        let items = vec![TransactWriteItem::builder().update(claim).build(), self.claims.not_holding_item(shard, &m.id, now_ms)?];
+        Ok(match tx::transact(&self.db, items).await? {
+            TxResult::Committed => {
+                let mut won = m.clone();
+                won.status = MessageStatus::Sending;
+                won.due_at = Some(lease_until_ms);
+                Some(won)
+            }
+            TxResult::ConditionFailed(_) => None,
+        })
     }
 
-    /// Records the end of one claim. `false` when the lease was lost (another
-    /// dispatcher took the message over), in which case nothing is written.
-    pub async fn finish(&self, m: &Message, owner: &str, calls: u32, outcome: &Finish, now_ms: i64) -> Result<bool, StoreError> {
+    /// Records the end of one claim. `false` when the message changed since
+    /// it was claimed (another dispatcher took it over after the claim ran
+    /// out), in which case nothing is written.
+    pub async fn finish(&self, m: &Message, calls: u32, outcome: &Finish, now_ms: i64) -> Result<bool, StoreError> {
+        let seen = m.due_at.ok_or_else(|| StoreError::Malformed(format!("message {} was not due", m.id)))?;
         let mut values = map([
-            (":me", s(owner)),
+            (":seen", n(seen)),
             (":sending", s("sending")),
+            (":was_scheduled", s("scheduled")),
             (":calls", n(calls)),
             (":now", n(now_ms)),
         ]);
@@ -492,7 +549,7 @@ impl Outbox {
             .table_name(&self.table)
             .key("id", s(&m.id))
             .update_expression(expr)
-            .condition_expression("lease_owner = :me AND #st = :sending")
+            .condition_expression("due_at = :seen AND (#st = :sending OR #st = :was_scheduled)")
             .expression_attribute_names("#st", "status")
             .set_expression_attribute_values(Some(values))
             .build()?;
@@ -554,11 +611,4 @@ impl Outbox {
             .build()?;
         Ok(TransactWriteItem::builder().update(update).build())
     }
-}
-
-/// The message as its claim left it.
-fn claimed(mut m: Message, lease_until_ms: i64) -> Message {
-    m.status = MessageStatus::Sending;
-    m.due_at = Some(lease_until_ms);
-    m
 }
