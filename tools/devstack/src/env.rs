@@ -88,6 +88,11 @@ impl TestEnv {
         Arc::new(Self::services(&self.vars, self.db.clone()))
     }
 
+    /// The same wiring over another DynamoDB client (one with interceptors, say).
+    pub fn container_with(&self, db: aws_sdk_dynamodb::Client) -> Arc<Services> {
+        Arc::new(Self::services(&self.vars, db))
+    }
+
     fn services(vars: &HashMap<String, String>, db: aws_sdk_dynamodb::Client) -> Services {
         let needs = Needs { secret: true, push: true, templates: true };
         let config = Config::from_map(vars, needs).expect("config");

@@ -1,0 +1,249 @@
+//! Every DynamoDB action a function performs is allowed by its policy in
+//! template.yaml. DynamoDB Local checks no IAM, so a missing action would
+//! only show in AWS, as an AccessDenied in production: here each function's
+//! flows run over a client that records what it sends (operation, table,
+//! index, and each item of a transaction), checked against the template.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use integration_tests::{call, grant, logged_in, Options, TestEnv, APPID, LONG_TERM, ONE_TIME, PUSH_AES_KEY, PUSH_TOKEN};
+use serde_json::{json, Value};
+use shared::app::Services;
+use wechat_sim::push::{self, PushFormat, PushMode, PushTarget};
+
+/// (IAM action, table name as sent, index).
+type Access = (String, String, Option<String>);
+
+/// Every access the client's requests make.
+#[derive(Debug, Default, Clone)]
+struct Recorder(Arc<Mutex<BTreeSet<Access>>>);
+
+impl Recorder {
+    fn take(&self) -> BTreeSet<Access> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+impl Intercept for Recorder {
+    fn name(&self) -> &'static str {
+        "iam-recorder"
+    }
+
+    fn read_before_transmit(
+        &self,
+        ctx: &BeforeTransmitInterceptorContextRef<'_>,
+        _rc: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let req = ctx.request();
+        let op = req.headers().get("x-amz-target").and_then(|t| t.rsplit('.').next()).unwrap_or("?").to_string();
+        let body: Value = serde_json::from_slice(req.body().bytes().unwrap_or_default()).unwrap_or(Value::Null);
+        let mut seen = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let table = |v: &Value| v["TableName"].as_str().unwrap_or("?").to_string();
+        match op.as_str() {
+            // IAM checks each item of a transaction as its own action.
+            "TransactWriteItems" | "TransactGetItems" => {
+                for item in body["TransactItems"].as_array().into_iter().flatten() {
+                    for (kind, action) in [("Put", "PutItem"), ("Update", "UpdateItem"), ("Delete", "DeleteItem"), ("ConditionCheck", "ConditionCheckItem"), ("Get", "GetItem")] {
+                        if let Some(inner) = item.get(kind) {
+                            seen.insert((action.to_string(), table(inner), None));
+                        }
+                    }
+                }
+            }
+            "BatchGetItem" | "BatchWriteItem" => {
+                for name in body["RequestItems"].as_object().into_iter().flatten().map(|(k, _)| k) {
+                    seen.insert((op.clone(), name.clone(), None));
+                }
+            }
+            _ => {
+                seen.insert((op.clone(), table(&body), body["IndexName"].as_str().map(String::from)));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What a function's policy allows: (action, resource) with resources as
+/// `TableLogicalId` or `TableLogicalId/index/name`.
+fn allowed(binary: &str) -> BTreeSet<(String, String)> {
+    let text = std::fs::read_to_string(devstack::tables::template_path()).expect("template.yaml");
+    let doc: serde_yaml::Value = serde_yaml::from_str(&text).expect("yaml");
+    let function = doc["Resources"]
+        .as_mapping()
+        .expect("Resources")
+        .values()
+        .find(|r| r["Metadata"]["BuildProperties"]["Binary"].as_str() == Some(binary))
+        .unwrap_or_else(|| panic!("no function builds {binary}"));
+    let mut out = BTreeSet::new();
+    for policy in function["Properties"]["Policies"].as_sequence().into_iter().flatten() {
+        for statement in policy["Statement"].as_sequence().into_iter().flatten() {
+            assert_eq!(statement["Effect"].as_str(), Some("Allow"), "{binary}: only Allow statements are expected");
+            let actions: Vec<&str> = statement["Action"].as_sequence().into_iter().flatten().filter_map(|a| a.as_str()).collect();
+            let resources: Vec<&serde_yaml::Value> = match &statement["Resource"] {
+                serde_yaml::Value::Sequence(list) => list.iter().collect(),
+                one => vec![one],
+            };
+            for resource in resources.into_iter().filter_map(resource_name) {
+                for action in &actions {
+                    out.insert((action.to_string(), resource.clone()));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `!GetAtt T.Arn` -> `T`; `!Sub "${T.Arn}/index/i"` -> `T/index/i`; anything else (secrets, queues) -> None.
+fn resource_name(v: &serde_yaml::Value) -> Option<String> {
+    let serde_yaml::Value::Tagged(tagged) = v else { return None };
+    let text = tagged.value.as_str()?;
+    match tagged.tag.to_string().as_str() {
+        "!GetAtt" => text.strip_suffix(".Arn").map(String::from),
+        "!Sub" => {
+            let (arn, rest) = text.strip_prefix("${")?.split_once('}')?;
+            Some(format!("{}{rest}", arn.strip_suffix(".Arn")?))
+        }
+        _ => None,
+    }
+}
+
+struct Audit {
+    env: TestEnv,
+    recorder: Recorder,
+    svc: Arc<Services>,
+    /// Table name in DynamoDB Local -> logical id in template.yaml.
+    logical: HashMap<String, String>,
+}
+
+impl Audit {
+    async fn start(opts: Options) -> Audit {
+        let env = TestEnv::start(opts).await;
+        let recorder = Recorder::default();
+        let db = aws_sdk_dynamodb::Client::from_conf(env.db.config().to_builder().interceptor(recorder.clone()).build());
+        let svc = env.container_with(db);
+        let specs = devstack::tables::from_template(&devstack::tables::template_path()).expect("template");
+        let logical = specs
+            .iter()
+            .filter_map(|s| Some((env.tables.get(s.env_var.as_deref()?)?.clone(), s.logical_id.clone())))
+            .collect();
+        Audit { env, recorder, svc, logical }
+    }
+
+    /// Checks what was recorded since the last check against `binary`'s policy.
+    fn check(&self, binary: &str) {
+        let allowed = allowed(binary);
+        let used = self.recorder.take();
+        assert!(!used.is_empty(), "{binary}: the flow made no DynamoDB request, so it checks nothing");
+        for (action, table, index) in used {
+            let logical = self.logical.get(&table).unwrap_or_else(|| panic!("{binary}: request to an unknown table {table}"));
+            let resource = match &index {
+                Some(i) => format!("{logical}/index/{i}"),
+                None => logical.clone(),
+            };
+            assert!(
+                allowed.contains(&(format!("dynamodb:{action}"), resource.clone())),
+                "{binary} calls dynamodb:{action} on {resource}, which its policy in template.yaml does not allow"
+            );
+        }
+    }
+}
+
+fn meeting(openid: &str) -> Value {
+    json!({"openid": openid, "template_id": ONE_TIME, "data": {"thing1": "评审会", "time2": "2026-11-24 14:00"}})
+}
+
+#[tokio::test]
+async fn every_dynamodb_action_of_login_subscribe_and_messages_is_in_its_policy() {
+    let audit = Audit::start(Options::default()).await;
+    let (env, svc) = (&audit.env, &audit.svc);
+
+    let openid = env.new_user(None).await;
+    let code = env.login_code(&openid).await;
+    let (status, body) = call(svc, "POST", "/login", None, &json!({"code": code}).to_string()).await;
+    assert_eq!(status, 200, "{body}");
+    audit.check("login");
+
+    let token = body["token"].as_str().expect("token");
+    let wx_result = env.user_subscribes(&openid, json!({ONE_TIME: "accept", LONG_TERM: "accept"})).await;
+    assert_eq!(call(svc, "POST", "/subscriptions", Some(token), &wx_result.to_string()).await.0, 200);
+    assert_eq!(call(svc, "GET", "/subscriptions", Some(token), "").await.0, 200);
+    audit.check("subscribe");
+
+    let mut later = meeting(&openid);
+    later["send_at"] = json!("2099-01-01T09:00:00+08:00");
+    later["idempotency_key"] = json!("iam-1");
+    let (status, created) = call(svc, "POST", "/messages", None, &later.to_string()).await;
+    assert_eq!(status, 202, "{created}");
+    assert_eq!(call(svc, "POST", "/messages", None, &later.to_string()).await.0, 200, "the idempotent replay");
+    assert_eq!(call(svc, "POST", "/messages", None, &meeting(&openid).to_string()).await.0, 409, "no credit left");
+    let id = created["id"].as_str().expect("id");
+    assert_eq!(call(svc, "GET", &format!("/messages/{id}"), None, "").await.0, 200);
+    assert_eq!(call(svc, "DELETE", &format!("/messages/{id}"), None, "").await.0, 200);
+    // A due message reads its shard's claim when read or cancelled.
+    let (_, due) = call(svc, "POST", "/messages", None, &meeting(&openid).to_string()).await;
+    let due = due["id"].as_str().expect("id");
+    assert_eq!(call(svc, "GET", &format!("/messages/{due}"), None, "").await.0, 200);
+    assert_eq!(call(svc, "DELETE", &format!("/messages/{due}"), None, "").await.0, 200);
+    audit.check("messages");
+}
+
+#[tokio::test]
+async fn every_dynamodb_action_of_send_is_in_its_policy() {
+    let audit = Audit::start(Options::default()).await;
+    let (env, svc) = (&audit.env, &audit.svc);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (openid, token) = logged_in(env).await;
+    grant(env, &openid, &token, json!({ONE_TIME: "accept", LONG_TERM: "accept"})).await;
+    grant(env, &openid, &token, json!({ONE_TIME: "accept"})).await;
+    audit.recorder.take();
+
+    // Direct invocation: schedule and deliver at once (the first token fetch, under its lease).
+    let doc = shared::handlers::send::handle(svc, &meeting(&openid), "inv-1", deadline).await.expect("answer");
+    assert_eq!(doc["status"], "sent", "{doc}");
+    // A tick: a page claim, its check, the outcome, the release; and a refused
+    // send that gives the credit back.
+    env.fault("/cgi-bin/message/subscribe/send", json!({"errcode": 47003, "count": 1})).await;
+    assert_eq!(call(&env.svc, "POST", "/messages", None, &meeting(&openid).to_string()).await.0, 202);
+    let tick = json!({"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}});
+    let report = shared::handlers::send::handle(svc, &tick, "inv-2", deadline).await.expect("answer");
+    assert_eq!(report["dispatch"]["failed"], 1, "{report}");
+    // A broadcast to the long-term grantees.
+    let broadcast = json!({"broadcast": {"template_id": LONG_TERM, "data": {"character_string1": "SN1", "enum2": "已支付", "amount3": "¥9.90"}}});
+    let answer = shared::handlers::send::handle(svc, &broadcast, "inv-3", deadline).await.expect("answer");
+    assert_eq!(answer["broadcast"]["scheduled"], 1, "{answer}");
+    audit.check("send");
+}
+
+#[tokio::test]
+async fn every_dynamodb_action_of_callback_is_in_its_policy() {
+    let audit = Audit::start(Options { grant_source_push: true, ..Options::default() }).await;
+    let (env, svc) = (&audit.env, &audit.svc);
+    let (openid, _) = logged_in(env).await;
+    let target = &PushTarget { url: String::new(), token: PUSH_TOKEN.into(), aes_key: Some(PUSH_AES_KEY.into()), mode: PushMode::Safe, format: PushFormat::Json };
+    let now = shared::clock::now_s();
+    let pushed = |event: Value| async move {
+        let (query, body, ctype) = push::render(target, APPID, &event, now);
+        let q: Vec<String> = query.iter().map(|(k, v)| format!("{k}={}", v.replace('+', "%2B").replace('/', "%2F").replace('=', "%3D"))).collect();
+        let uri = format!("/wechat/callback?{}", q.join("&"));
+        let (status, _, text) = devstack::gateway::invoke(svc, "POST", &uri, &[("content-type", ctype)], body.as_bytes()).await;
+        assert_eq!(status, 200, "{text}");
+    };
+    audit.recorder.take();
+    pushed(push::popup_event("gh_1", &openid, now, &[(ONE_TIME.into(), "accept".into()), (LONG_TERM.into(), "accept".into())])).await;
+    pushed(push::change_event("gh_1", &openid, now + 1, LONG_TERM)).await;
+    // A message to report on, scheduled and sent by the unrecorded services
+    // (the simulator learns of the user's acceptance from its own popup).
+    env.user_subscribes(&openid, json!({ONE_TIME: "accept"})).await;
+    let (status, created) = call(&env.svc, "POST", "/messages", None, &meeting(&openid).to_string()).await;
+    assert_eq!(status, 202, "{created}");
+    let report = shared::handlers::send::dispatch_due(&env.svc, "t", Instant::now() + Duration::from_secs(30)).await;
+    assert_eq!(report.sent, 1);
+    let (_, doc) = call(&env.svc, "GET", &format!("/messages/{}", created["id"].as_str().expect("id")), None, "").await;
+    pushed(push::sent_event("gh_1", &openid, now + 2, ONE_TIME, doc["msgid"].as_str().expect("msgid"))).await;
+    audit.check("callback");
+}
