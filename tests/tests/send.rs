@@ -470,3 +470,46 @@ async fn a_held_claim_stops_only_the_messages_on_its_page() {
     let expired = env.svc.outbox.claim_page(shard, page_with(&env, &first).await.1, "next", now + 60_000, now + 61_000).await.expect("claim");
     assert_eq!(expired.map(|c| c.len()), Some(1));
 }
+
+/// Refuses every UpdateItem on one table, as a DynamoDB outage would.
+#[derive(Debug)]
+struct FailUpdatesOn(String);
+
+impl aws_sdk_dynamodb::config::Intercept for FailUpdatesOn {
+    fn name(&self) -> &'static str {
+        "fail-updates"
+    }
+
+    fn read_before_transmit(
+        &self,
+        ctx: &aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _rc: &aws_sdk_dynamodb::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let req = ctx.request();
+        let update = req.headers().get("x-amz-target").is_some_and(|t| t.ends_with(".UpdateItem"));
+        let body: Value = serde_json::from_slice(req.body().bytes().unwrap_or_default()).unwrap_or(Value::Null);
+        if update && body["TableName"] == self.0.as_str() {
+            return Err("injected: DynamoDB unavailable".into());
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn an_unrecorded_send_keeps_its_shard_claimed_so_it_is_not_sent_again_at_once() {
+    let env = TestEnv::start(Options::default()).await;
+    let (openid, _) = user_with_credits(&env, 1).await;
+    let (_, created) = post(&env, &meeting(&openid)).await;
+    let id = created["id"].as_str().expect("id").to_string();
+    let failing = aws_sdk_dynamodb::Client::from_conf(env.db.config().to_builder().interceptor(FailUpdatesOn(env.tables["MESSAGES_TABLE"].clone())).build());
+    let doomed = env.container_with(failing);
+    // WeChat accepts the message, then every try of the outcome write fails.
+    let report = send::dispatch_due(&doomed, "doomed", Instant::now() + Duration::from_secs(60)).await;
+    assert_eq!((report.claimed, report.sent, report.lost), (1, 0, 1), "{report:?}");
+    assert_eq!(env.inbox(&openid).await.len(), 1);
+    // The claim was left to run out, not given back: nobody sends it again meanwhile.
+    assert_eq!(tick(&env).await.claimed, 0);
+    assert_eq!(env.inbox(&openid).await.len(), 1, "not sent twice");
+    assert_eq!(get(&env, &id).await["status"], "sending");
+}
