@@ -513,3 +513,46 @@ async fn an_unrecorded_send_keeps_its_shard_claimed_so_it_is_not_sent_again_at_o
     assert_eq!(env.inbox(&openid).await.len(), 1, "not sent twice");
     assert_eq!(get(&env, &id).await["status"], "sending");
 }
+
+/// A real race, so it finds a missing check only sometimes (without the
+/// claim check in `claim_one`, one run in three failed here); it must never
+/// fail with the checks in place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn direct_invocations_racing_ticks_deliver_each_message_once() {
+    let env = TestEnv::start(Options::default()).await;
+    let (users, per_user) = (30, 2);
+    let mut openids = Vec::new();
+    for _ in 0..users {
+        openids.push(user_with_credits(&env, per_user).await.0);
+    }
+    let before = env.sim_requests(SEND).await;
+    // Each direct invocation schedules a due message and delivers it at once,
+    // while four containers tick over the same shards.
+    let directs = openids.iter().flat_map(|o| (0..per_user).map(move |i| (o.clone(), i))).map(|(o, i)| {
+        let svc = env.another_container();
+        tokio::spawn(async move { send::handle(&svc, &meeting(&o), &format!("inv-{o}-{i}"), Instant::now() + Duration::from_secs(60)).await })
+    });
+    let ticks = (0..4).map(|i| {
+        let svc = env.another_container();
+        tokio::spawn(async move {
+            let mut reports = Vec::new();
+            for _ in 0..10 {
+                reports.push(send::dispatch_due(&svc, &format!("tick{i}"), Instant::now() + Duration::from_secs(60)).await);
+            }
+            reports
+        })
+    });
+    let (answers, ticks) = tokio::join!(join_all(directs), join_all(ticks));
+    for a in answers {
+        let doc = a.expect("task").expect("answer");
+        assert!(matches!(doc["status"].as_str(), Some("sent" | "sending")), "{doc}");
+    }
+    let reports: Vec<send::DispatchReport> = ticks.into_iter().flat_map(|t| t.expect("task")).collect();
+    assert!(reports.iter().all(|r| r.lost == 0 && r.failed == 0), "{reports:?}");
+    // Whatever a held page kept from its direct invocation, the last tick delivers.
+    tick(&env).await;
+    assert_eq!(env.sim_requests(SEND).await - before, (users * per_user) as u64, "one WeChat call per message");
+    for o in &openids {
+        assert_eq!(env.inbox(o).await.len(), per_user, "each message delivered once");
+    }
+}
