@@ -15,6 +15,7 @@ use aws_sdk_dynamodb::types::{ConditionCheck, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
 
 use super::attrs::{get_n, get_s, map, n, s, Item};
+use super::tx;
 use super::StoreError;
 
 pub const PREFIX: &str = "claim#";
@@ -59,11 +60,7 @@ impl ShardClaims {
             .set_expression_attribute_values(Some(map([(":now", n(now_ms)), (":me", s(owner))])))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(false),
-            Err(e) => Err(StoreError::sdk(e)),
-        }
+        tx::condition_held(result)
     }
 
     /// Gives the claim up (only if `owner` still holds it).
@@ -78,12 +75,9 @@ impl ShardClaims {
             .expression_attribute_values(":me", s(owner))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            // Taken over after our hold ran out, or already gone: nothing of ours to release.
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(()),
-            Err(e) => Err(StoreError::sdk(e)),
-        }
+        // A failed condition: taken over after our hold ran out, or already
+        // gone; either way nothing of ours is left to release.
+        tx::condition_held(result).map(drop)
     }
 
     /// A transaction item that fails while a live claim on `shard` names `id`.

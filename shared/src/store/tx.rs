@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::TransactWriteItem;
 use aws_sdk_dynamodb::Client;
@@ -107,12 +109,35 @@ pub async fn update_one(db: &Client, item: TransactWriteItem) -> Result<bool, St
     condition_held(result)
 }
 
-/// A conditional UpdateItem's result: `true` written, `false` its condition
+/// The errors of the single-item writes that take a condition.
+pub trait ConditionalWriteError: std::error::Error + 'static {
+    fn condition_failed(&self) -> bool;
+}
+
+impl ConditionalWriteError for UpdateItemError {
+    fn condition_failed(&self) -> bool {
+        self.is_conditional_check_failed_exception()
+    }
+}
+
+impl ConditionalWriteError for PutItemError {
+    fn condition_failed(&self) -> bool {
+        self.is_conditional_check_failed_exception()
+    }
+}
+
+impl ConditionalWriteError for DeleteItemError {
+    fn condition_failed(&self) -> bool {
+        self.is_conditional_check_failed_exception()
+    }
+}
+
+/// A conditional write's result: `true` written, `false` its condition
 /// did not hold; any other failure is an error.
-pub fn condition_held<O, R: std::fmt::Debug>(result: Result<O, SdkError<UpdateItemError, R>>) -> Result<bool, StoreError> {
+pub fn condition_held<O, E: ConditionalWriteError, R: std::fmt::Debug>(result: Result<O, SdkError<E, R>>) -> Result<bool, StoreError> {
     match result {
         Ok(_) => Ok(true),
-        Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(false),
+        Err(e) if e.as_service_error().is_some_and(|se| se.condition_failed()) => Ok(false),
         Err(e) => Err(StoreError::sdk(e)),
     }
 }
