@@ -7,7 +7,7 @@
 //! binary size; then the dispatch throughput of one `send` invocation with
 //! DynamoDB and WeChat requests per delivered message, counted.
 //!
-//! `bench [--bin-dir target/lambda] [--runs 11] [--warm 5] [--messages 10000] [--logs DIR] [--skip-cold] [--warm-up 600] [--drain-warm-up 3000]`
+//! `bench [--bin-dir target/lambda] [--runs 11] [--warm 5] [--messages 10000] [--logs DIR] [--skip-cold] [--warm-up 600] [--drain-warm-up 3000] [--settle-ms 0]`
 //! (AWS_ENDPOINT_URL_DYNAMODB must point at DynamoDB Local: `make bench` does that).
 
 mod counting_proxy;
@@ -39,6 +39,8 @@ struct Args {
     warm_up: usize,
     /// Messages drained by a first `send` process before the measured drain.
     drain_warm_up: usize,
+    /// Idle pause before the cold start and before each warm invocation alike.
+    settle: Duration,
 }
 
 fn args() -> Result<Args, String> {
@@ -54,6 +56,7 @@ fn args() -> Result<Args, String> {
         skip_cold: argv.iter().any(|a| a == "--skip-cold"),
         warm_up: num("--warm-up", 600)?,
         drain_warm_up: num("--drain-warm-up", 3000)?,
+        settle: Duration::from_millis(num("--settle-ms", 0)? as u64),
     })
 }
 
@@ -101,12 +104,17 @@ async fn cold_starts(a: &Args, dynamodb: &str) -> Result<(), String> {
         for name in &names {
             let bin = LambdaBinary::in_dir(&a.bin_dir, name);
             let log = a.logs.join(format!("{name}-{i}.log"));
-            let run = bin.cold_run(&vars, || fixture.event(&env, name), a.warm, &log).await.map_err(|e| format!("{name}: {e} (log: {})", log.display()))?;
+            let run = bin.cold_run(&vars, || fixture.event(&env, name), a.warm, a.settle, &log).await.map_err(|e| format!("{name}: {e} (log: {})", log.display()))?;
             scenarios::check(name, &run.answer)?;
             runs.entry(name).or_default().push(run);
         }
     }
-    println!("## Cold start, latency, memory, size ({} cold starts each, {} warm invocations per start; medians)\n", a.runs, a.warm);
+    println!(
+        "## Cold start, latency, memory, size ({} cold starts each, {} warm invocations per start; medians; {} ms idle before each event)\n",
+        a.runs,
+        a.warm,
+        a.settle.as_millis()
+    );
     println!("| function | request | init ms | x floor init | cold: start -> 1st response ms | 1st invocation ms | warm ms | cold-start penalty ms | x floor penalty | CPU penalty ms | x floor CPU | page faults to 1st response | peak RSS MB | binary MB |");
     println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let floor = summarise(&runs[FLOOR]);
