@@ -5,8 +5,8 @@
 //! response the runtime posts back, and a cold start that fails loudly.
 //! (`make test` builds the binaries first: `cargo build --workspace --bins`.)
 
-use std::time::Duration;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use devstack::env::dynamodb_endpoint;
 use devstack::lambda_process::{function_env, LambdaBinary};
