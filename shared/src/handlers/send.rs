@@ -117,9 +117,10 @@ async fn work_shard(svc: &Services, shard: u32, owner: &str, deadline: Instant, 
     let mut end = ShardEnd::NotHeld;
     let mut empty_claims = 0;
     while Instant::now() < deadline {
-        let now = clock::now_ms();
         // Semaphores are never closed here (they live for this call); query regardless.
         let permit = limits.due_queries.acquire().await.ok();
+        // Read after the wait for a query slot, so the lease counts from now.
+        let now = clock::now_ms();
         let due = svc.outbox.due(shard, now, PAGE).await;
         drop(permit);
         let due = match due {
