@@ -51,7 +51,8 @@ pub struct DispatchReport {
 /// Delivers every due message it can claim before `deadline`.
 /// All shards are worked at once (so one shard's claims overlap another's
 /// deliveries), from a random start so concurrent invocations spread out;
-/// WeChat calls in flight stay at most [`CONCURRENCY`] across all of them.
+/// across all of them, due queries in flight stay at most
+/// `DUE_QUERY_CONCURRENCY` and WeChat calls at most [`CONCURRENCY`].
 pub async fn dispatch_due(svc: &Services, owner: &str, deadline: Instant) -> DispatchReport {
     let shards = svc.outbox.shards();
     let start = rand::thread_rng().gen_range(0..shards);
