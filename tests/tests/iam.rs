@@ -112,6 +112,10 @@ fn resource_name(v: &serde_yaml::Value) -> Option<String> {
     }
 }
 
+fn recorded_container(env: &TestEnv, recorder: &Recorder) -> Arc<Services> {
+    env.container_with(aws_sdk_dynamodb::Client::from_conf(env.db.config().to_builder().interceptor(recorder.clone()).build()))
+}
+
 struct Audit {
     env: TestEnv,
     recorder: Recorder,
@@ -124,14 +128,18 @@ impl Audit {
     async fn start(opts: Options) -> Audit {
         let env = TestEnv::start(opts).await;
         let recorder = Recorder::default();
-        let db = aws_sdk_dynamodb::Client::from_conf(env.db.config().to_builder().interceptor(recorder.clone()).build());
-        let svc = env.container_with(db);
+        let svc = recorded_container(&env, &recorder);
         let specs = devstack::tables::from_template(&devstack::tables::template_path()).expect("template");
         let logical = specs
             .iter()
             .filter_map(|s| Some((env.tables.get(s.env_var.as_deref()?)?.clone(), s.logical_id.clone())))
             .collect();
         Audit { env, recorder, svc, logical }
+    }
+
+    /// A second container whose requests are recorded too (one that has read nothing yet).
+    fn fresh_container(&self) -> Arc<Services> {
+        recorded_container(&self.env, &self.recorder)
     }
 
     /// Checks what was recorded since the last check against `binary`'s policy.
@@ -217,6 +225,10 @@ async fn every_dynamodb_action_of_send_is_in_its_policy() {
     let broadcast = json!({"broadcast": {"template_id": LONG_TERM, "data": {"character_string1": "SN1", "enum2": "已支付", "amount3": "¥9.90"}}});
     let answer = shared::handlers::send::handle(svc, &broadcast, "inv-3", deadline).await.expect("answer");
     assert_eq!(answer["broadcast"]["scheduled"], 1, "{answer}");
+    // A fresh container's tick: the stored token is read with the page's BatchGetItem.
+    assert_eq!(call(&env.svc, "POST", "/messages", None, &meeting(&openid).to_string()).await.0, 202);
+    let report = shared::handlers::send::handle(&audit.fresh_container(), &tick, "inv-4", deadline).await.expect("answer");
+    assert_eq!(report["dispatch"]["sent"], 1, "{report}");
     audit.check("send");
 }
 

@@ -306,7 +306,7 @@ async fn a_dead_dispatchers_claims_are_delivered_later_once() {
         let now = shared::clock::now_ms();
         let due = env.svc.outbox.due(shard, now, 100).await.expect("due");
         if !due.is_empty() {
-            claimed.extend(env.svc.outbox.claim_page(shard, due, "dead", now + 1500, now).await.expect("claim").expect("free shard"));
+            claimed.extend(env.svc.outbox.claim_page(shard, due, "dead", now + 1500, now, None).await.expect("claim").expect("free shard").messages);
         }
     }
     assert_eq!(claimed.len(), 3);
@@ -409,7 +409,7 @@ async fn a_message_on_a_dispatchers_page_reads_sending_and_nothing_else_can_take
     let id = created["id"].as_str().expect("id").to_string();
     let (shard, page) = page_with(&env, &id).await;
     let now = shared::clock::now_ms();
-    let claimed = env.svc.outbox.claim_page(shard, page, "holder", now + 60_000, now).await.expect("claim").expect("free shard");
+    let claimed = env.svc.outbox.claim_page(shard, page, "holder", now + 60_000, now, None).await.expect("claim").expect("free shard").messages;
     assert_eq!(claimed.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), [id.as_str()]);
 
     assert_eq!(get(&env, &id).await["status"], "sending", "the holder is sending it");
@@ -421,7 +421,7 @@ async fn a_message_on_a_dispatchers_page_reads_sending_and_nothing_else_can_take
     // Another dispatcher cannot take the shard while the claim holds.
     assert_eq!(tick(&env).await.claimed, 0);
     let (_, again) = page_with(&env, &id).await;
-    assert!(env.svc.outbox.claim_page(shard, again, "other", now + 60_000, now).await.expect("claim").is_none());
+    assert!(env.svc.outbox.claim_page(shard, again, "other", now + 60_000, now, None).await.expect("claim").is_none());
 
     // The holder delivers it, once, and lets the shard go.
     assert_eq!(send::deliver(&env.svc, stale).await, send::Outcome::Sent);
@@ -443,7 +443,7 @@ async fn a_message_cancelled_after_the_index_was_read_is_not_sent() {
     let (status, doc) = call(&env.svc, "DELETE", &format!("/messages/{id}"), None, "").await;
     assert_eq!((status, doc["status"].as_str()), (200, Some("cancelled")));
     let now = shared::clock::now_ms();
-    let claimed = env.svc.outbox.claim_page(shard, page, "late", now + 60_000, now).await.expect("claim").expect("free shard");
+    let claimed = env.svc.outbox.claim_page(shard, page, "late", now + 60_000, now, None).await.expect("claim").expect("free shard").messages;
     assert!(claimed.is_empty(), "the claim reads the table, not the stale page");
     env.svc.outbox.release_page(shard, "late").await.expect("release");
     assert_eq!(env.sim_requests(SEND).await, 0);
@@ -458,7 +458,7 @@ async fn a_held_claim_stops_only_the_messages_on_its_page() {
     let first = first["id"].as_str().expect("id").to_string();
     let (shard, page) = page_with(&env, &first).await;
     let now = shared::clock::now_ms();
-    env.svc.outbox.claim_page(shard, page, "holder", now + 60_000, now).await.expect("claim").expect("free shard");
+    env.svc.outbox.claim_page(shard, page, "holder", now + 60_000, now, None).await.expect("claim").expect("free shard");
     // A message that was not on the page stays the business's to cancel, whatever its shard.
     let mut later = meeting(&openid);
     later["send_at"] = json!("2099-01-01T09:00:00+08:00");
@@ -467,8 +467,8 @@ async fn a_held_claim_stops_only_the_messages_on_its_page() {
     let (status, doc) = call(&env.svc, "DELETE", &format!("/messages/{second}"), None, "").await;
     assert_eq!((status, doc["status"].as_str()), (200, Some("cancelled")), "{doc}");
     // And once the hold runs out, the page's message is anyone's to deliver again.
-    let expired = env.svc.outbox.claim_page(shard, page_with(&env, &first).await.1, "next", now + 60_000, now + 61_000).await.expect("claim");
-    assert_eq!(expired.map(|c| c.len()), Some(1));
+    let expired = env.svc.outbox.claim_page(shard, page_with(&env, &first).await.1, "next", now + 60_000, now + 61_000, None).await.expect("claim");
+    assert_eq!(expired.map(|c| c.messages.len()), Some(1));
 }
 
 /// Refuses every UpdateItem on one table, as a DynamoDB outage would.

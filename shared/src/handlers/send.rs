@@ -57,10 +57,7 @@ pub async fn dispatch_due(svc: &Services, owner: &str, deadline: Instant) -> Dis
     let shards = svc.outbox.shards();
     let start = rand::thread_rng().gen_range(0..shards);
     let limits = Limits { wechat_calls: Semaphore::new(CONCURRENCY), due_queries: Semaphore::new(DUE_QUERY_CONCURRENCY) };
-    let shard_work = futures::future::join_all((0..shards).map(|i| dispatch_shard(svc, (start + i) % shards, owner, deadline, &limits)));
-    // A fresh container reads (or refreshes) the access token while the shards
-    // are queried, instead of after, when the first message needs it.
-    let (reports, ()) = tokio::join!(shard_work, prefetch_token(svc));
+    let reports = futures::future::join_all((0..shards).map(|i| dispatch_shard(svc, (start + i) % shards, owner, deadline, &limits))).await;
     let mut report = DispatchReport::default();
     for r in reports {
         report.claimed += r.claimed;
@@ -79,15 +76,6 @@ pub async fn dispatch_due(svc: &Services, owner: &str, deadline: Instant) -> Dis
 struct Limits {
     wechat_calls: Semaphore,
     due_queries: Semaphore,
-}
-
-async fn prefetch_token(svc: &Services) {
-    if !svc.tokens.has_fresh().await {
-        if let Err(e) = svc.tokens.get().await {
-            // The deliveries ask again and report it; nothing to do here.
-            tracing::debug!(error = %e, "access token prefetch failed");
-        }
-    }
 }
 
 /// One shard: claim it page by page, deliver each page, then let it go.
@@ -136,8 +124,11 @@ async fn work_shard(svc: &Services, shard: u32, owner: &str, deadline: Instant, 
         }
         // A short page was the whole of what is due: no need to ask again.
         let last_page = due.len() < PAGE as usize;
-        let claimed = match svc.outbox.claim_page(shard, due, owner, now + LEASE_MS, now).await {
-            Ok(Some(c)) => c,
+        // A fresh container reads the shared access token in the page's
+        // BatchGetItem: no request of its own, and nothing read when nothing is due.
+        let ride_along = svc.tokens.ride_along().await;
+        let page = match svc.outbox.claim_page(shard, due, owner, now + LEASE_MS, now, ride_along.as_ref()).await {
+            Ok(Some(p)) => p,
             // Another dispatcher works this shard.
             Ok(None) => break,
             Err(e) => {
@@ -147,6 +138,10 @@ async fn work_shard(svc: &Services, shard: u32, owner: &str, deadline: Instant, 
             }
         };
         end = ShardEnd::Release;
+        if let Some(item) = &page.ride_along {
+            svc.tokens.offer(item).await;
+        }
+        let claimed = page.messages;
         if claimed.is_empty() {
             // Claimed alone by direct invocations, or the index lags behind the table: move on soon.
             empty_claims += 1;

@@ -5,6 +5,7 @@ pub(crate) mod attrs;
 pub mod dedupe;
 pub mod grants;
 pub mod outbox;
+pub mod ride_along;
 pub mod sessions;
 pub mod shard_claim;
 pub mod token_cache;
@@ -13,7 +14,8 @@ pub(crate) mod tx;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 
 pub use grants::{Grant, GrantChange, GrantLedger};
-pub use outbox::{Message, MessageStatus, Outbox};
+pub use outbox::{ClaimedPage, Message, MessageStatus, Outbox};
+pub use ride_along::RideAlong;
 pub use sessions::{Session, SessionStore};
 pub use token_cache::AccessTokenCache;
 

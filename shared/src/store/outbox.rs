@@ -17,6 +17,7 @@ use serde_json::{json, Map, Value};
 
 use super::attrs::{get_bool, get_n, get_s, map, n, req_n, req_s, s, Item};
 use super::grants::GrantLedger;
+use super::ride_along::RideAlong;
 use super::shard_claim::{self, ShardClaims};
 use super::tx::{self, TxResult};
 use super::StoreError;
@@ -202,6 +203,14 @@ pub enum Finish {
     Failed { errcode: Option<i64>, errmsg: String, credit: CreditFate },
 }
 
+/// What a dispatcher may deliver from a page it claimed.
+#[derive(Debug, Default)]
+pub struct ClaimedPage {
+    pub messages: Vec<Message>,
+    /// The ride-along item, when one was asked for and DynamoDB returned it.
+    pub ride_along: Option<Item>,
+}
+
 #[derive(Clone, Debug)]
 pub struct Outbox {
     db: Client,
@@ -212,6 +221,10 @@ pub struct Outbox {
 }
 
 const IDEM_PREFIX: &str = "idem#";
+
+/// Status and `due_at` of each message of a page, by id.
+type DueState = BTreeMap<String, (MessageStatus, Option<i64>)>;
+const BATCH_GET_KEYS: usize = 100;
 
 impl Outbox {
     pub fn new(db: Client, table: impl Into<String>, grants: GrantLedger, shards: u32) -> Self {
@@ -414,26 +427,31 @@ impl Outbox {
     /// Claims a page of `shard` for `owner` until `hold_until_ms` (one
     /// write for the whole page), then keeps the messages a consistent read
     /// shows unchanged since the index was read: not cancelled, not sent,
-    /// not claimed alone by a direct invocation. `None` when another
-    /// dispatcher holds the shard.
-    pub async fn claim_page(&self, shard: u32, candidates: Vec<Message>, owner: &str, hold_until_ms: i64, now_ms: i64) -> Result<Option<Vec<Message>>, StoreError> {
+    /// not claimed alone by a direct invocation. That read also fetches
+    /// `ride_along`, if given. `None` when another dispatcher holds the shard.
+    pub async fn claim_page(
+        &self,
+        shard: u32,
+        candidates: Vec<Message>,
+        owner: &str,
+        hold_until_ms: i64,
+        now_ms: i64,
+        ride_along: Option<&RideAlong>,
+    ) -> Result<Option<ClaimedPage>, StoreError> {
         let candidates: Vec<Message> = candidates.into_iter().filter(|m| m.due_at.is_some_and(|d| d <= now_ms)).collect();
         if candidates.is_empty() {
-            return Ok(Some(Vec::new()));
+            return Ok(Some(ClaimedPage::default()));
         }
         let page = candidates.iter().map(|m| m.id.clone()).collect();
         if !self.claims.take(&Self::shard_name(shard), owner, page, hold_until_ms, now_ms).await? {
             return Ok(None);
         }
-        let current = self.due_state(&candidates).await?;
-        Ok(Some(
-            candidates
-                .into_iter()
-                .filter(|m| current.get(&m.id).is_some_and(|(status, due)| {
-                    matches!(status, MessageStatus::Scheduled | MessageStatus::Sending) && *due == m.due_at
-                }))
-                .collect(),
-        ))
+        let (current, ride_along) = self.due_state(&candidates, ride_along).await?;
+        let messages = candidates
+            .into_iter()
+            .filter(|m| current.get(&m.id).is_some_and(|(status, due)| matches!(status, MessageStatus::Scheduled | MessageStatus::Sending) && *due == m.due_at))
+            .collect();
+        Ok(Some(ClaimedPage { messages, ride_along }))
     }
 
     /// Gives up the claim on `shard` once its pages are delivered.
@@ -442,11 +460,19 @@ impl Outbox {
     }
 
     /// Status and `due_at` of `messages` by consistent reads (one BatchGetItem
-    /// per 100; keys DynamoDB leaves unprocessed are asked again). A message
+    /// per 100 keys; keys DynamoDB leaves unprocessed are asked again). A message
     /// missing from the answer is left out, so it is not delivered this time.
-    async fn due_state(&self, messages: &[Message]) -> Result<BTreeMap<String, (MessageStatus, Option<i64>)>, StoreError> {
+    /// `ride_along` joins the first request only: if DynamoDB leaves it
+    /// unprocessed, it is not asked again (its owner reads it itself).
+    async fn due_state(&self, messages: &[Message], mut ride_along: Option<&RideAlong>) -> Result<(DueState, Option<Item>), StoreError> {
         let mut state = BTreeMap::new();
-        for chunk in messages.chunks(100) {
+        let mut rider_item = None;
+        let mut rest = messages;
+        while !rest.is_empty() {
+            // A BatchGetItem takes at most 100 keys, the ride-along's included.
+            let room = BATCH_GET_KEYS - usize::from(ride_along.is_some());
+            let (chunk, after) = rest.split_at(room.min(rest.len()));
+            rest = after;
             let keys = chunk.iter().map(|m| map([("id", s(&m.id))])).collect();
             let mut request = KeysAndAttributes::builder()
                 .set_keys(Some(keys))
@@ -455,13 +481,15 @@ impl Outbox {
                 .expression_attribute_names("#st", "status")
                 .build()?;
             for attempt in 0..5u32 {
-                let out = self
-                    .db
-                    .batch_get_item()
-                    .request_items(&self.table, request.clone())
-                    .send()
-                    .await
-                    .map_err(StoreError::sdk)?;
+                let mut batch = self.db.batch_get_item().request_items(&self.table, request.clone());
+                let rider = ride_along.take();
+                if let Some(r) = rider {
+                    batch = batch.request_items(&r.table, KeysAndAttributes::builder().keys(r.key.clone()).consistent_read(true).build()?);
+                }
+                let mut out = batch.send().await.map_err(StoreError::sdk)?;
+                if let Some(r) = rider {
+                    rider_item = out.responses.as_mut().and_then(|tables| tables.remove(&r.table)).and_then(|mut items| items.pop());
+                }
                 for item in out.responses.as_ref().and_then(|r| r.get(&self.table)).into_iter().flatten() {
                     let status = MessageStatus::parse(&req_s(item, "status")?).ok_or_else(|| StoreError::Malformed("unknown status".into()))?;
                     state.insert(req_s(item, "id")?, (status, get_n(item, "due_at")));
@@ -475,7 +503,7 @@ impl Outbox {
                 }
             }
         }
-        Ok(state)
+        Ok((state, rider_item))
     }
 
     /// Claims one message alone for `owner` until `lease_until_ms` (a direct

@@ -14,6 +14,7 @@ use aws_sdk_dynamodb::Client;
 use tokio::sync::{Mutex, RwLock};
 
 use super::attrs::{get_n, get_s, map, n, s, Item};
+use super::ride_along::RideAlong;
 use super::StoreError;
 use crate::config::TokenApi;
 use crate::wechat::{AccessToken, WechatApi, WechatError};
@@ -87,9 +88,29 @@ impl AccessTokenCache {
         self.obtain(None).await
     }
 
-    /// Whether this container holds a token that is good for a while yet.
-    pub async fn has_fresh(&self) -> bool {
+    /// The shared token item's key, for a caller about to read other items
+    /// anyway (a dispatcher's page): `None` while this container's copy is good.
+    pub async fn ride_along(&self) -> Option<RideAlong> {
+        if self.has_fresh().await {
+            return None;
+        }
+        Some(RideAlong { table: self.table.clone(), key: map([("appid", s(&self.appid))]) })
+    }
+
+    async fn has_fresh(&self) -> bool {
         self.memory.read().await.as_ref().is_some_and(|c| Self::fresh(c, clock::now_s()))
+    }
+
+    /// The token item as a ride-along read found it: kept if it is good for
+    /// a while yet and this container has no good one (a newer token from a
+    /// refresh here is never replaced by an older read).
+    pub async fn offer(&self, item: &Item) {
+        let now = clock::now_s();
+        let Some(found) = cached_of(item).filter(|c| Self::fresh(c, now)) else { return };
+        let mut memory = self.memory.write().await;
+        if !memory.as_ref().is_some_and(|c| Self::fresh(c, now)) {
+            *memory = Some(found);
+        }
     }
 
     /// WeChat refused `rejected` (40001/42001/40014): get a different one.

@@ -1,0 +1,116 @@
+//! How a fresh `send` container gets the access token: with the first page
+//! it claims (one BatchGetItem for both), not with a request of its own; and
+//! when the stored token is near expiry, by one refresh as before.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_dynamodb::types::AttributeValue;
+use integration_tests::{call, grant, logged_in, Options, TestEnv, APPID, ONE_TIME};
+use serde_json::{json, Value};
+use shared::app::Services;
+use shared::handlers::send;
+
+const TOKEN_FETCH: &str = "/cgi-bin/stable_token";
+
+/// (operation, tables it names), in the order sent.
+#[derive(Debug, Default, Clone)]
+struct Requests(Arc<Mutex<Vec<(String, Vec<String>)>>>);
+
+impl Requests {
+    fn to_table(&self, table: &str) -> Vec<String> {
+        let seen = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        seen.iter().filter(|(_, tables)| tables.iter().any(|t| t == table)).map(|(op, _)| op.clone()).collect()
+    }
+}
+
+impl Intercept for Requests {
+    fn name(&self) -> &'static str {
+        "request-log"
+    }
+
+    fn read_before_transmit(
+        &self,
+        ctx: &BeforeTransmitInterceptorContextRef<'_>,
+        _rc: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let req = ctx.request();
+        let op = req.headers().get("x-amz-target").and_then(|t| t.rsplit('.').next()).unwrap_or("?").to_string();
+        let body: Value = serde_json::from_slice(req.body().bytes().unwrap_or_default()).unwrap_or(Value::Null);
+        let mut tables: Vec<String> = body["RequestItems"].as_object().into_iter().flatten().map(|(k, _)| k.clone()).collect();
+        tables.extend(body["TableName"].as_str().map(String::from));
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).push((op, tables));
+        Ok(())
+    }
+}
+
+/// A container that has not read the token yet, logging its DynamoDB requests.
+fn fresh_container(env: &TestEnv) -> (Arc<Services>, Requests) {
+    let requests = Requests::default();
+    let db = aws_sdk_dynamodb::Client::from_conf(env.db.config().to_builder().interceptor(requests.clone()).build());
+    (env.container_with(db), requests)
+}
+
+/// One user with one credit and one message due now.
+async fn one_due_message(env: &TestEnv) -> String {
+    let (openid, login) = logged_in(env).await;
+    grant(env, &openid, &login, json!({ONE_TIME: "accept"})).await;
+    let body = json!({"openid": openid, "template_id": ONE_TIME, "data": {"thing1": "评审会", "time2": "15:00"}});
+    let (status, doc) = call(&env.svc, "POST", "/messages", None, &body.to_string()).await;
+    assert_eq!(status, 202, "{doc}");
+    openid
+}
+
+async fn tick(svc: &Services) -> send::DispatchReport {
+    send::dispatch_due(svc, "fresh-container", Instant::now() + Duration::from_secs(60)).await
+}
+
+#[tokio::test]
+async fn a_fresh_container_reads_the_stored_token_with_its_first_page() {
+    let env = TestEnv::start(Options::default()).await;
+    let stored = env.svc.tokens.get().await.expect("a first container fetches and stores the token");
+    assert_eq!(env.sim_requests(TOKEN_FETCH).await, 1);
+    let openid = one_due_message(&env).await;
+
+    let (svc, requests) = fresh_container(&env);
+    assert_eq!(tick(&svc).await.sent, 1);
+    assert_eq!(requests.to_table(&env.tables["TOKENS_TABLE"]), ["BatchGetItem"], "the token came with the page, in no request of its own");
+    assert_eq!(env.sim_requests(TOKEN_FETCH).await, 1, "and was not fetched again");
+    assert_eq!(env.inbox(&openid).await.len(), 1);
+    assert_eq!(svc.tokens.get().await.expect("kept in memory"), stored);
+    assert_eq!(requests.to_table(&env.tables["TOKENS_TABLE"]).len(), 1, "the copy in memory serves later sends");
+}
+
+#[tokio::test]
+async fn a_tick_with_nothing_due_reads_no_token() {
+    let env = TestEnv::start(Options::default()).await;
+    env.svc.tokens.get().await.expect("stored");
+    let (svc, requests) = fresh_container(&env);
+    assert_eq!(tick(&svc).await.claimed, 0);
+    assert!(requests.to_table(&env.tables["TOKENS_TABLE"]).is_empty());
+}
+
+#[tokio::test]
+async fn a_stored_token_near_expiry_is_refreshed_once_not_used() {
+    let env = TestEnv::start(Options::default()).await;
+    let expires_at = shared::clock::now_s() + 120;
+    env.db
+        .put_item()
+        .table_name(&env.tables["TOKENS_TABLE"])
+        .item("appid", AttributeValue::S(APPID.into()))
+        .item("access_token", AttributeValue::S("about-to-expire".into()))
+        .item("expires_at", AttributeValue::N(expires_at.to_string()))
+        .send()
+        .await
+        .expect("store a token with two minutes left");
+    let openid = one_due_message(&env).await;
+
+    let (svc, _) = fresh_container(&env);
+    assert_eq!(tick(&svc).await.sent, 1);
+    assert_eq!(env.sim_requests(TOKEN_FETCH).await, 1, "one refresh");
+    assert_eq!(env.inbox(&openid).await.len(), 1);
+    assert_ne!(svc.tokens.get().await.expect("token"), "about-to-expire");
+}
