@@ -15,9 +15,12 @@ use shared::handlers::send;
 
 const TOKEN_FETCH: &str = "/cgi-bin/stable_token";
 
-/// (operation, tables it names), in the order sent.
+/// An operation and the tables it names.
+type Request = (String, Vec<String>);
+
+/// The requests a client sent, in order.
 #[derive(Debug, Default, Clone)]
-struct Requests(Arc<Mutex<Vec<(String, Vec<String>)>>>);
+struct Requests(Arc<Mutex<Vec<Request>>>);
 
 impl Requests {
     fn to_table(&self, table: &str) -> Vec<String> {
