@@ -1,6 +1,7 @@
 //! How a fresh `send` container gets the access token: with the first page
-//! it claims (one BatchGetItem for both), not with a request of its own; and
-//! when the stored token is near expiry, by one refresh as before.
+//! it claims (one BatchGetItem for both), not with a request of its own,
+//! unless the page is full; and when the stored token is near expiry, by one
+//! refresh as before.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -8,7 +9,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::types::AttributeValue;
-use integration_tests::{call, grant, logged_in, Options, TestEnv, APPID, ONE_TIME};
+use integration_tests::{call, grant, logged_in, Options, TestEnv, APPID, LONG_TERM, ONE_TIME};
 use serde_json::{json, Value};
 use shared::app::Services;
 use shared::handlers::send;
@@ -116,4 +117,24 @@ async fn a_stored_token_near_expiry_is_refreshed_once_not_used() {
     assert_eq!(env.sim_requests(TOKEN_FETCH).await, 1, "one refresh");
     assert_eq!(env.inbox(&openid).await.len(), 1);
     assert_ne!(svc.tokens.get().await.expect("token"), "about-to-expire");
+}
+
+#[tokio::test]
+async fn a_full_page_leaves_the_token_to_one_read_of_its_own() {
+    let env = TestEnv::start(Options { due_shards: 1, ..Options::default() }).await;
+    env.svc.tokens.get().await.expect("stored");
+    let (openid, login) = logged_in(&env).await;
+    grant(&env, &openid, &login, json!({LONG_TERM: "accept"})).await;
+    let order = json!({"openid": openid, "template_id": LONG_TERM, "data": {"character_string1": "SN1", "enum2": "已支付", "amount3": "¥9.90"}});
+    for _ in 0..120 {
+        assert_eq!(call(&env.svc, "POST", "/messages", None, &order.to_string()).await.0, 202);
+    }
+
+    let (svc, requests) = fresh_container(&env);
+    assert_eq!(tick(&svc).await.sent, 120);
+    // A page of 100 and one of 20, one BatchGetItem each: the full page had
+    // no room for the token, so the first delivery read it, once.
+    assert_eq!(requests.to_table(&env.tables["MESSAGES_TABLE"]).iter().filter(|op| *op == "BatchGetItem").count(), 2);
+    assert_eq!(requests.to_table(&env.tables["TOKENS_TABLE"]), ["GetItem"]);
+    assert_eq!(env.sim_requests(TOKEN_FETCH).await, 1);
 }

@@ -125,7 +125,8 @@ async fn work_shard(svc: &Services, shard: u32, owner: &str, deadline: Instant, 
         // A short page was the whole of what is due: no need to ask again.
         let last_page = due.len() < PAGE as usize;
         // A fresh container reads the shared access token in the page's
-        // BatchGetItem: no request of its own, and nothing read when nothing is due.
+        // BatchGetItem: no request of its own, and nothing read when nothing
+        // is due. (A full page has no room: its first delivery reads it.)
         let ride_along = svc.tokens.ride_along().await;
         let page = match svc.outbox.claim_page(shard, due, owner, now + LEASE_MS, now, ride_along.as_ref()).await {
             Ok(Some(p)) => p,

@@ -428,7 +428,8 @@ impl Outbox {
     /// write for the whole page), then keeps the messages a consistent read
     /// shows unchanged since the index was read: not cancelled, not sent,
     /// not claimed alone by a direct invocation. That read also fetches
-    /// `ride_along`, if given. `None` when another dispatcher holds the shard.
+    /// `ride_along`, if given and the page is short of 100 messages. `None`
+    /// when another dispatcher holds the shard.
     pub async fn claim_page(
         &self,
         shard: u32,
@@ -462,17 +463,16 @@ impl Outbox {
     /// Status and `due_at` of `messages` by consistent reads (one BatchGetItem
     /// per 100 keys; keys DynamoDB leaves unprocessed are asked again). A message
     /// missing from the answer is left out, so it is not delivered this time.
-    /// `ride_along` joins the first request only: if DynamoDB leaves it
-    /// unprocessed, it is not asked again (its owner reads it itself).
-    async fn due_state(&self, messages: &[Message], mut ride_along: Option<&RideAlong>) -> Result<(DueState, Option<Item>), StoreError> {
+    /// `ride_along` joins the first request of a page short of 100 only: if
+    /// DynamoDB leaves it unprocessed, it is not asked again (its owner reads
+    /// it itself).
+    async fn due_state(&self, messages: &[Message], ride_along: Option<&RideAlong>) -> Result<(DueState, Option<Item>), StoreError> {
         let mut state = BTreeMap::new();
         let mut rider_item = None;
-        let mut rest = messages;
-        while !rest.is_empty() {
-            // A BatchGetItem takes at most 100 keys, the ride-along's included.
-            let room = BATCH_GET_KEYS - usize::from(ride_along.is_some());
-            let (chunk, after) = rest.split_at(room.min(rest.len()));
-            rest = after;
+        // A BatchGetItem takes at most 100 keys, the ride-along's included: a
+        // full page goes without it rather than take a second request.
+        let mut ride_along = ride_along.filter(|_| messages.len() < BATCH_GET_KEYS);
+        for chunk in messages.chunks(BATCH_GET_KEYS) {
             let keys = chunk.iter().map(|m| map([("id", s(&m.id))])).collect();
             let mut request = KeysAndAttributes::builder()
                 .set_keys(Some(keys))
