@@ -7,7 +7,7 @@
 //! binary size; then the dispatch throughput of one `send` invocation with
 //! DynamoDB and WeChat requests per delivered message, counted.
 //!
-//! `bench [--bin-dir target/lambda] [--runs 11] [--warm 5] [--messages 10000] [--logs DIR] [--skip-cold] [--warm-up 600] [--drain-warm-up 3000] [--settle-ms 0]`
+//! `bench [--bin-dir target/lambda] [--runs 21] [--warm 5] [--messages 10000] [--logs DIR] [--skip-cold] [--warm-up 600] [--drain-warm-up 3000] [--settle-ms 0]`
 //! (AWS_ENDPOINT_URL_DYNAMODB must point at DynamoDB Local: `make bench` does that).
 
 mod counting_proxy;
@@ -49,7 +49,7 @@ fn args() -> Result<Args, String> {
     let num = |name: &str, default: usize| flag(name).map(|v| v.parse::<usize>().map_err(|e| format!("{name}: {e}"))).unwrap_or(Ok(default));
     Ok(Args {
         bin_dir: flag("--bin-dir").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("target/lambda")),
-        runs: num("--runs", 11)?.max(1),
+        runs: num("--runs", 21)?.max(1),
         warm: num("--warm", 5)?.max(1),
         messages: num("--messages", 10_000)?,
         logs: flag("--logs").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("target/bench-logs")),
