@@ -71,6 +71,7 @@ struct Summary {
     warm: Duration,
     penalty: Duration,
     cpu_penalty: Duration,
+    wait_penalty: Duration,
     faults: u64,
     rss_kib: u64,
 }
@@ -86,6 +87,7 @@ fn summarise(runs: &[ColdRun]) -> Summary {
         warm: pick(|r| r.warm),
         penalty: pick(|r| r.cold.saturating_sub(r.warm)),
         cpu_penalty: pick(|r| r.cold_cpu.saturating_sub(r.warm_cpu)),
+        wait_penalty: pick(|r| r.cold_wait.saturating_sub(r.warm_wait)),
         faults: median(&mut runs.iter().map(|r| r.cold_faults).collect::<Vec<_>>()),
         rss_kib: rss.last().copied().unwrap_or(0),
     }
@@ -115,8 +117,8 @@ async fn cold_starts(a: &Args, dynamodb: &str) -> Result<(), String> {
         a.warm,
         a.settle.as_millis()
     );
-    println!("| function | request | init ms | x floor init | cold: start -> 1st response ms | 1st invocation ms | warm ms | cold-start penalty ms | x floor penalty | CPU penalty ms | x floor CPU | page faults to 1st response | peak RSS MB | binary MB |");
-    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| function | request | init ms | x floor init | cold: start -> 1st response ms | 1st invocation ms | warm ms | cold-start penalty ms | x floor penalty | CPU penalty ms | x floor CPU | run-queue wait penalty ms | page faults to 1st response | peak RSS MB | binary MB |");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let floor = summarise(&runs[FLOOR]);
     for name in &names {
         let bin = LambdaBinary::in_dir(&a.bin_dir, name);
@@ -124,7 +126,7 @@ async fn cold_starts(a: &Args, dynamodb: &str) -> Result<(), String> {
         let s = summarise(&runs[name]);
         let ratio = |x: Duration, f: Duration| x.as_secs_f64() / f.as_secs_f64().max(1e-6);
         println!(
-            "| {name} | {} | {} | {:.2} | {} | {} | {} | {} | {:.2} | {} | {:.2} | {} | {:.1} | {:.2} |",
+            "| {name} | {} | {} | {:.2} | {} | {} | {} | {} | {:.2} | {} | {:.2} | {} | {} | {:.1} | {:.2} |",
             scenarios::describe(name),
             ms(s.init),
             ratio(s.init, floor.init),
@@ -135,6 +137,7 @@ async fn cold_starts(a: &Args, dynamodb: &str) -> Result<(), String> {
             ratio(s.penalty, floor.penalty),
             ms(s.cpu_penalty),
             ratio(s.cpu_penalty, floor.cpu_penalty),
+            ms(s.wait_penalty),
             s.faults,
             s.rss_kib as f64 / 1024.0,
             size as f64 / 1_048_576.0
@@ -201,9 +204,9 @@ async fn throughput(a: &Args, dynamodb: &str) -> Result<(), String> {
     env.http.delete(format!("{}/sim/stats", env.sim.base_url())).send().await.map_err(|e| e.to_string())?;
     proxy.reset();
     let dynamodb_cpu_before = dynamodb_local_cpu();
-    let cpu_before = running.usage().0;
+    let cpu_before = running.usage().cpu;
     let (took, report) = running.invoke(tick).await?;
-    let send_cpu = running.usage().0.saturating_sub(cpu_before);
+    let send_cpu = running.usage().cpu.saturating_sub(cpu_before);
     let dynamodb_cpu = dynamodb_local_cpu();
     let rss = running.peak_rss_kib();
     running.stop().await;

@@ -31,6 +31,13 @@ pub struct ColdRun {
     pub cold_cpu: Duration,
     /// CPU time of one warm invocation (median).
     pub warm_cpu: Duration,
+    /// Time the process's threads were runnable but waiting for a CPU, from
+    /// start to the first response (schedstat's second field): on a machine
+    /// shared with DynamoDB Local and the harness, wall time that is neither
+    /// our work nor waiting for an answer.
+    pub cold_wait: Duration,
+    /// The same for one warm invocation (median).
+    pub warm_wait: Duration,
     /// Minor page faults from start to the first response.
     pub cold_faults: u64,
     /// The first answer, to check the request did what it should.
@@ -76,17 +83,20 @@ impl LambdaBinary {
         let result = async {
             let (_, answer) = running.invoke(first_event).await?;
             let cold = started.elapsed();
-            let (cold_cpu, cold_faults) = running.usage();
+            let Usage { cpu: cold_cpu, run_queue: cold_wait, faults: cold_faults } = running.usage();
             let init = running.api.first_poll().map(|t| t - started).unwrap_or_default();
             let first = cold.saturating_sub(init);
             let mut warm_times = Vec::new();
             let mut warm_cpus = Vec::new();
+            let mut warm_waits = Vec::new();
             for _ in 0..warm {
                 let event = make_event().await?;
                 tokio::time::sleep(settle).await;
-                let before = running.usage().0;
+                let before = running.usage();
                 warm_times.push(running.invoke(event).await?.0);
-                warm_cpus.push(running.usage().0.saturating_sub(before));
+                let after = running.usage();
+                warm_cpus.push(after.cpu.saturating_sub(before.cpu));
+                warm_waits.push(after.run_queue.saturating_sub(before.run_queue));
             }
             Ok(ColdRun {
                 init,
@@ -96,6 +106,8 @@ impl LambdaBinary {
                 peak_rss_kib: running.peak_rss_kib(),
                 cold_cpu,
                 warm_cpu: median(&mut warm_cpus),
+                cold_wait,
+                warm_wait: median(&mut warm_waits),
                 cold_faults,
                 answer,
             })
@@ -154,10 +166,11 @@ impl RunningLambda {
         peak_rss_kib(self.child().id()).unwrap_or(0)
     }
 
-    /// CPU time of all threads so far, and minor page faults so far.
-    pub fn usage(&self) -> (Duration, u64) {
+    /// CPU and run-queue time of all threads so far, and minor page faults so far.
+    pub fn usage(&self) -> Usage {
         let pid = self.child().id();
-        (cpu_time(pid).unwrap_or_default(), minor_faults(pid).unwrap_or(0))
+        let (cpu, run_queue) = sched_times(pid).unwrap_or_default();
+        Usage { cpu, run_queue, faults: minor_faults(pid).unwrap_or(0) }
     }
 
     pub async fn stop(self) {
@@ -211,15 +224,26 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// Sum of the run time of every thread, from schedstat (nanoseconds, unlike
-/// the clock ticks of /proc/PID/stat).
-fn cpu_time(pid: u32) -> Option<Duration> {
-    let mut total = 0u64;
+/// A process's use of the machine so far.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Usage {
+    pub cpu: Duration,
+    /// Runnable but waiting for a CPU.
+    pub run_queue: Duration,
+    pub faults: u64,
+}
+
+/// Sums over every thread of the run time and the run-queue wait, from
+/// schedstat (nanoseconds, unlike the clock ticks of /proc/PID/stat).
+fn sched_times(pid: u32) -> Option<(Duration, Duration)> {
+    let (mut run, mut wait) = (0u64, 0u64);
     for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()?.flatten() {
         let stat = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
-        total += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+        let mut fields = stat.split_whitespace().map(|f| f.parse::<u64>().ok());
+        run += fields.next()??;
+        wait += fields.next()??;
     }
-    Some(Duration::from_nanos(total))
+    Some((Duration::from_nanos(run), Duration::from_nanos(wait)))
 }
 
 /// Minor faults of the whole process.
