@@ -1,5 +1,9 @@
 //! Shared helpers of the cross-function tests (see tests/tests/).
 
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_dynamodb::config::Intercept;
 use serde_json::Value;
 use shared::app::Services;
 
@@ -44,4 +48,20 @@ pub fn remaining(grants: &Value, template: &str) -> Option<i64> {
 
 pub fn active(grants: &Value, template: &str) -> Option<bool> {
     grants["grants"].as_array()?.iter().find(|g| g["template_id"] == template)?["active"].as_bool()
+}
+
+/// What a DynamoDB request about to be sent asks, for the tests' SDK
+/// interceptors: its operation (`x-amz-target`'s last part, `?` if none) and
+/// its JSON body (`Null` if it has none).
+pub fn dynamodb_request(ctx: &BeforeTransmitInterceptorContextRef<'_>) -> (String, Value) {
+    let req = ctx.request();
+    let op = req.headers().get("x-amz-target").and_then(|t| t.rsplit('.').next()).unwrap_or("?").to_string();
+    let body = serde_json::from_slice(req.body().bytes().unwrap_or_default()).unwrap_or(Value::Null);
+    (op, body)
+}
+
+/// Another container over the same tables and simulator whose DynamoDB
+/// client runs `interceptor` on every request (to record or refuse them).
+pub fn intercepted_container(env: &TestEnv, interceptor: impl Intercept + 'static) -> Arc<Services> {
+    env.container_with(aws_sdk_dynamodb::Client::from_conf(env.db.config().to_builder().interceptor(interceptor).build()))
 }

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::types::AttributeValue;
-use integration_tests::{call, grant, logged_in, Options, TestEnv, APPID, LONG_TERM, ONE_TIME};
-use serde_json::{json, Value};
+use integration_tests::{call, dynamodb_request, grant, intercepted_container, logged_in, Options, TestEnv, APPID, LONG_TERM, ONE_TIME};
+use serde_json::json;
 use shared::app::Services;
 use shared::handlers::send;
 
@@ -41,9 +41,7 @@ impl Intercept for Requests {
         _rc: &RuntimeComponents,
         _cfg: &mut ConfigBag,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        let req = ctx.request();
-        let op = req.headers().get("x-amz-target").and_then(|t| t.rsplit('.').next()).unwrap_or("?").to_string();
-        let body: Value = serde_json::from_slice(req.body().bytes().unwrap_or_default()).unwrap_or(Value::Null);
+        let (op, body) = dynamodb_request(ctx);
         let mut tables: Vec<String> = body["RequestItems"].as_object().into_iter().flatten().map(|(k, _)| k.clone()).collect();
         tables.extend(body["TableName"].as_str().map(String::from));
         self.0.lock().unwrap_or_else(|p| p.into_inner()).push((op, tables));
@@ -54,8 +52,7 @@ impl Intercept for Requests {
 /// A container that has not read the token yet, logging its DynamoDB requests.
 fn fresh_container(env: &TestEnv) -> (Arc<Services>, Requests) {
     let requests = Requests::default();
-    let db = aws_sdk_dynamodb::Client::from_conf(env.db.config().to_builder().interceptor(requests.clone()).build());
-    (env.container_with(db), requests)
+    (intercepted_container(env, requests.clone()), requests)
 }
 
 /// One user with one credit and one message due now.

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
-use integration_tests::{call, grant, logged_in, Options, TestEnv, APPID, LONG_TERM, ONE_TIME, PUSH_AES_KEY, PUSH_TOKEN};
+use integration_tests::{call, dynamodb_request, grant, intercepted_container, logged_in, Options, TestEnv, APPID, LONG_TERM, ONE_TIME, PUSH_AES_KEY, PUSH_TOKEN};
 use serde_json::{json, Value};
 use shared::app::Services;
 use wechat_sim::push::{self, PushFormat, PushMode, PushTarget};
@@ -39,9 +39,7 @@ impl Intercept for Recorder {
         _rc: &RuntimeComponents,
         _cfg: &mut ConfigBag,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        let req = ctx.request();
-        let op = req.headers().get("x-amz-target").and_then(|t| t.rsplit('.').next()).unwrap_or("?").to_string();
-        let body: Value = serde_json::from_slice(req.body().bytes().unwrap_or_default()).unwrap_or(Value::Null);
+        let (op, body) = dynamodb_request(ctx);
         let mut seen = self.0.lock().unwrap_or_else(|p| p.into_inner());
         let table = |v: &Value| v["TableName"].as_str().unwrap_or("?").to_string();
         match op.as_str() {
@@ -112,10 +110,6 @@ fn resource_name(v: &serde_yaml::Value) -> Option<String> {
     }
 }
 
-fn recorded_container(env: &TestEnv, recorder: &Recorder) -> Arc<Services> {
-    env.container_with(aws_sdk_dynamodb::Client::from_conf(env.db.config().to_builder().interceptor(recorder.clone()).build()))
-}
-
 struct Audit {
     env: TestEnv,
     recorder: Recorder,
@@ -128,7 +122,7 @@ impl Audit {
     async fn start(opts: Options) -> Audit {
         let env = TestEnv::start(opts).await;
         let recorder = Recorder::default();
-        let svc = recorded_container(&env, &recorder);
+        let svc = intercepted_container(&env, recorder.clone());
         let specs = devstack::tables::from_template(&devstack::tables::template_path()).expect("template");
         let logical = specs
             .iter()
@@ -139,7 +133,7 @@ impl Audit {
 
     /// A second container whose requests are recorded too (one that has read nothing yet).
     fn fresh_container(&self) -> Arc<Services> {
-        recorded_container(&self.env, &self.recorder)
+        intercepted_container(&self.env, self.recorder.clone())
     }
 
     /// Checks what was recorded since the last check against `binary`'s policy.

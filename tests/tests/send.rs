@@ -486,10 +486,8 @@ impl aws_sdk_dynamodb::config::Intercept for FailUpdatesOn {
         _rc: &aws_sdk_dynamodb::config::RuntimeComponents,
         _cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        let req = ctx.request();
-        let update = req.headers().get("x-amz-target").is_some_and(|t| t.ends_with(".UpdateItem"));
-        let body: Value = serde_json::from_slice(req.body().bytes().unwrap_or_default()).unwrap_or(Value::Null);
-        if update && body["TableName"] == self.0.as_str() {
+        let (op, body) = integration_tests::dynamodb_request(ctx);
+        if op == "UpdateItem" && body["TableName"] == self.0.as_str() {
             return Err("injected: DynamoDB unavailable".into());
         }
         Ok(())
@@ -502,8 +500,7 @@ async fn an_unrecorded_send_keeps_its_shard_claimed_so_it_is_not_sent_again_at_o
     let (openid, _) = user_with_credits(&env, 1).await;
     let (_, created) = post(&env, &meeting(&openid)).await;
     let id = created["id"].as_str().expect("id").to_string();
-    let failing = aws_sdk_dynamodb::Client::from_conf(env.db.config().to_builder().interceptor(FailUpdatesOn(env.tables["MESSAGES_TABLE"].clone())).build());
-    let doomed = env.container_with(failing);
+    let doomed = integration_tests::intercepted_container(&env, FailUpdatesOn(env.tables["MESSAGES_TABLE"].clone()));
     // WeChat accepts the message, then every try of the outcome write fails.
     let report = send::dispatch_due(&doomed, "doomed", Instant::now() + Duration::from_secs(60)).await;
     assert_eq!((report.claimed, report.sent, report.lost), (1, 0, 1), "{report:?}");
