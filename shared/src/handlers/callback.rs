@@ -151,7 +151,7 @@ async fn sent_event(svc: &Services, ev: &PushEvent) -> Result<&'static str, ApiE
         };
         let status = item.get("ErrorStatus").cloned().unwrap_or_default();
         match find_message(svc, msgid).await? {
-            Some(m) => items.push(svc.outbox.delivery_item(&m.id, code, &status, now_ms)?),
+            Some(id) => items.push(svc.outbox.delivery_item(&id, code, &status, now_ms)?),
             None => tracing::warn!(msgid = %msgid, "sent event for an unknown msgid"),
         }
     }
@@ -164,13 +164,13 @@ async fn sent_event(svc: &Services, ev: &PushEvent) -> Result<&'static str, ApiE
 
 /// The msgid index is eventually consistent and WeChat may push right after
 /// the send call returns: look a few times within WeChat's 5 s patience.
-async fn find_message(svc: &Services, msgid: &str) -> Result<Option<crate::store::Message>, ApiError> {
+async fn find_message(svc: &Services, msgid: &str) -> Result<Option<String>, ApiError> {
     for wait_ms in [0u64, 100, 300, 600] {
         if wait_ms > 0 {
             tokio::time::sleep(std::time::Duration::from_millis(wait_ms)).await;
         }
-        if let Some(m) = svc.outbox.find_by_msgid(msgid).await? {
-            return Ok(Some(m));
+        if let Some(id) = svc.outbox.id_by_msgid(msgid).await? {
+            return Ok(Some(id));
         }
     }
     Ok(None)

@@ -597,8 +597,12 @@ impl Outbox {
     }
 
 
-    /// The message WeChat's sent event speaks of (`by_msgid` index).
-    pub async fn find_by_msgid(&self, msgid: &str) -> Result<Option<Message>, StoreError> {
+    /// The id of the message WeChat's sent event speaks of. The `by_msgid`
+    /// index holds keys only: every delivery sets `msgid`, and an index that
+    /// projected the whole message copied it once more per delivery (`make
+    /// bench`: DynamoDB Local's CPU per delivered message 1.0-1.3 -> 0.75-0.84
+    /// ms), while the sent event needs the id alone.
+    pub async fn id_by_msgid(&self, msgid: &str) -> Result<Option<String>, StoreError> {
         let out = self
             .db
             .query()
@@ -610,10 +614,7 @@ impl Outbox {
             .send()
             .await
             .map_err(StoreError::sdk)?;
-        match out.items().first() {
-            Some(item) => Message::from_item(item).map(Some),
-            None => Ok(None),
-        }
+        out.items().first().map(|item| req_s(item, "id")).transpose()
     }
 
     /// The delivery report of a sent message: `delivered` on 0, else `failed`.
