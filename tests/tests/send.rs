@@ -391,7 +391,7 @@ async fn a_refresh_that_outlives_its_lease_still_uses_the_token_wechat_issued() 
 }
 
 /// The page of `shard` a dispatcher would read now, and the shard holding `id`.
-async fn page_with(env: &TestEnv, id: &str) -> (u32, Vec<shared::store::Message>) {
+async fn page_with(env: &TestEnv, id: &str) -> (u32, Vec<shared::store::DueEntry>) {
     for shard in 0..env.svc.outbox.shards() {
         let due = env.svc.outbox.due(shard, shared::clock::now_ms(), 100).await.expect("due");
         if due.iter().any(|m| m.id == id) {

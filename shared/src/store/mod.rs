@@ -14,7 +14,7 @@ pub(crate) mod tx;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 
 pub use grants::{Grant, GrantChange, GrantLedger};
-pub use outbox::{ClaimedPage, Message, MessageStatus, Outbox};
+pub use outbox::{ClaimedPage, DueEntry, Message, MessageStatus, Outbox};
 pub use ride_along::RideAlong;
 pub use sessions::{Session, SessionStore};
 pub use token_cache::AccessTokenCache;

@@ -203,6 +203,14 @@ pub enum Finish {
     Failed { errcode: Option<i64>, errmsg: String, credit: CreditFate },
 }
 
+/// A message the `due` index lists: the index holds keys only, so the
+/// message itself is read (consistently) once its page is claimed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueEntry {
+    pub id: String,
+    pub due_at: i64,
+}
+
 /// What a dispatcher may deliver from a page it claimed.
 #[derive(Debug, Default)]
 pub struct ClaimedPage {
@@ -222,8 +230,8 @@ pub struct Outbox {
 
 const IDEM_PREFIX: &str = "idem#";
 
-/// Status and `due_at` of each message of a page, by id.
-type DueState = BTreeMap<String, (MessageStatus, Option<i64>)>;
+/// The messages of a page as a consistent read shows them, by id.
+type DueState = BTreeMap<String, Message>;
 const BATCH_GET_KEYS: usize = 100;
 
 impl Outbox {
@@ -409,7 +417,7 @@ impl Outbox {
     }
 
     /// Up to `limit` messages of one shard that are due at `now_ms`.
-    pub async fn due(&self, shard: u32, now_ms: i64, limit: i32) -> Result<Vec<Message>, StoreError> {
+    pub async fn due(&self, shard: u32, now_ms: i64, limit: i32) -> Result<Vec<DueEntry>, StoreError> {
         let out = self
             .db
             .query()
@@ -421,7 +429,7 @@ impl Outbox {
             .send()
             .await
             .map_err(StoreError::sdk)?;
-        out.items().iter().map(Message::from_item).collect()
+        out.items().iter().map(|item| Ok(DueEntry { id: req_s(item, "id")?, due_at: req_n(item, "due_at")? })).collect()
     }
 
     /// Claims a page of `shard` for `owner` until `hold_until_ms` (one
@@ -433,13 +441,13 @@ impl Outbox {
     pub async fn claim_page(
         &self,
         shard: u32,
-        candidates: Vec<Message>,
+        candidates: Vec<DueEntry>,
         owner: &str,
         hold_until_ms: i64,
         now_ms: i64,
         ride_along: Option<&RideAlong>,
     ) -> Result<Option<ClaimedPage>, StoreError> {
-        let candidates: Vec<Message> = candidates.into_iter().filter(|m| m.due_at.is_some_and(|d| d <= now_ms)).collect();
+        let candidates: Vec<DueEntry> = candidates.into_iter().filter(|m| m.due_at <= now_ms).collect();
         if candidates.is_empty() {
             return Ok(Some(ClaimedPage::default()));
         }
@@ -447,10 +455,10 @@ impl Outbox {
         if !self.claims.take(&Self::shard_name(shard), owner, page, hold_until_ms, now_ms).await? {
             return Ok(None);
         }
-        let (current, ride_along) = self.due_state(&candidates, ride_along).await?;
+        let (mut current, ride_along) = self.due_state(&candidates, ride_along).await?;
         let messages = candidates
-            .into_iter()
-            .filter(|m| current.get(&m.id).is_some_and(|(status, due)| matches!(status, MessageStatus::Scheduled | MessageStatus::Sending) && *due == m.due_at))
+            .iter()
+            .filter_map(|c| current.remove(&c.id).filter(|m| matches!(m.status, MessageStatus::Scheduled | MessageStatus::Sending) && m.due_at == Some(c.due_at)))
             .collect();
         Ok(Some(ClaimedPage { messages, ride_along }))
     }
@@ -460,13 +468,13 @@ impl Outbox {
         self.claims.release(&Self::shard_name(shard), owner).await
     }
 
-    /// Status and `due_at` of `messages` by consistent reads (one BatchGetItem
+    /// `messages` as consistent reads show them (one BatchGetItem
     /// per 100 keys; keys DynamoDB leaves unprocessed are asked again). A message
     /// missing from the answer is left out, so it is not delivered this time.
     /// `ride_along` joins the first request of a page short of 100 only: if
     /// DynamoDB leaves it unprocessed, it is not asked again (its owner reads
     /// it itself).
-    async fn due_state(&self, messages: &[Message], ride_along: Option<&RideAlong>) -> Result<(DueState, Option<Item>), StoreError> {
+    async fn due_state(&self, messages: &[DueEntry], ride_along: Option<&RideAlong>) -> Result<(DueState, Option<Item>), StoreError> {
         let mut state = BTreeMap::new();
         let mut rider_item = None;
         // A BatchGetItem takes at most 100 keys, the ride-along's included: a
@@ -477,8 +485,6 @@ impl Outbox {
             let mut request = KeysAndAttributes::builder()
                 .set_keys(Some(keys))
                 .consistent_read(true)
-                .projection_expression("id, #st, due_at")
-                .expression_attribute_names("#st", "status")
                 .build()?;
             for attempt in 0..5u32 {
                 let mut batch = self.db.batch_get_item().request_items(&self.table, request.clone());
@@ -491,8 +497,8 @@ impl Outbox {
                     rider_item = out.responses.as_mut().and_then(|tables| tables.remove(&r.table)).and_then(|mut items| items.pop());
                 }
                 for item in out.responses.as_ref().and_then(|r| r.get(&self.table)).into_iter().flatten() {
-                    let status = MessageStatus::parse(&req_s(item, "status")?).ok_or_else(|| StoreError::Malformed("unknown status".into()))?;
-                    state.insert(req_s(item, "id")?, (status, get_n(item, "due_at")));
+                    let m = Message::from_item(item)?;
+                    state.insert(m.id.clone(), m);
                 }
                 match out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)) {
                     Some(rest) if !rest.keys().is_empty() => {
@@ -599,9 +605,8 @@ impl Outbox {
 
     /// The id of the message WeChat's sent event speaks of. The `by_msgid`
     /// index holds keys only: every delivery sets `msgid`, and an index that
-    /// projected the whole message copied it once more per delivery (`make
-    /// bench`: DynamoDB Local's CPU per delivered message 1.0-1.3 -> 0.75-0.84
-    /// ms), while the sent event needs the id alone.
+    /// projected the whole message copied it once more per delivery, while
+    /// the sent event needs the id alone.
     pub async fn id_by_msgid(&self, msgid: &str) -> Result<Option<String>, StoreError> {
         let out = self
             .db
