@@ -33,7 +33,7 @@ async fn every_function_binary_starts_like_lambda_and_answers_a_real_request() {
         let log = log_path(name);
         // A cold start and one warm invocation of the same kind.
         let run = debug_binary(name)
-            .cold_run(&vars, || fixture.event(&env, name), 1, Duration::ZERO, &log)
+            .cold_run(&vars, || fixture.event(&env, name), 1, Duration::ZERO, &|| Duration::ZERO, &log)
             .await
             .unwrap_or_else(|e| panic!("{name}: {e} (log: {})", log.display()));
         scenarios::check(name, &run.answer).unwrap_or_else(|e| panic!("{e} (log: {})", log.display()));
@@ -75,7 +75,7 @@ async fn a_binary_with_a_missing_variable_stops_at_cold_start_naming_it() {
     let mut vars = function_env(&env, &dynamodb_endpoint());
     vars.remove("MESSAGES_TABLE");
     let log = log_path("messages-misconfigured");
-    let err = debug_binary("messages").cold_run(&vars, || fixture.event(&env, "messages"), 0, Duration::ZERO, &log).await.expect_err("no cold start without config");
+    let err = debug_binary("messages").cold_run(&vars, || fixture.event(&env, "messages"), 0, Duration::ZERO, &|| Duration::ZERO, &log).await.expect_err("no cold start without config");
     assert!(err.contains("exited"), "{err}");
     let text = std::fs::read_to_string(&log).expect("log");
     let line = text.lines().find(|l| l.contains("\"level\":\"ERROR\"")).unwrap_or_else(|| panic!("no error line in {text}"));

@@ -11,6 +11,7 @@
 //! (AWS_ENDPOINT_URL_DYNAMODB must point at DynamoDB Local: `make bench` does that).
 
 mod counting_proxy;
+mod timing_relay;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -22,6 +23,7 @@ use futures::stream::{self, StreamExt};
 use serde_json::json;
 
 use counting_proxy::CountingProxy;
+use timing_relay::TimingRelay;
 use devstack::lambda_process::{function_env, median, proc_stat_field, ColdRun, LambdaBinary};
 use devstack::scenarios::{self, Fixture};
 
@@ -74,6 +76,21 @@ struct Summary {
     wait_penalty: Duration,
     faults: u64,
     rss_kib: u64,
+    /// DynamoDB's answer time to the first response, and in a warm invocation.
+    cold_answering: Duration,
+    warm_answering: Duration,
+    /// The wall-time penalty less the part of it DynamoDB spent answering:
+    /// (cold - warm) - (cold answering - warm answering), per run, median.
+    net_penalty_ms: f64,
+}
+
+fn secs_ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn median_f64(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 fn summarise(runs: &[ColdRun]) -> Summary {
@@ -90,13 +107,18 @@ fn summarise(runs: &[ColdRun]) -> Summary {
         wait_penalty: pick(|r| r.cold_wait.saturating_sub(r.warm_wait)),
         faults: median(&mut runs.iter().map(|r| r.cold_faults).collect::<Vec<_>>()),
         rss_kib: rss.last().copied().unwrap_or(0),
+        cold_answering: pick(|r| r.cold_answering),
+        warm_answering: pick(|r| r.warm_answering),
+        net_penalty_ms: median_f64(runs.iter().map(|r| secs_ms(r.cold) - secs_ms(r.warm) - (secs_ms(r.cold_answering) - secs_ms(r.warm_answering))).collect()),
     }
 }
 
 async fn cold_starts(a: &Args, dynamodb: &str) -> Result<(), String> {
     let env = TestEnv::start(Options::default()).await;
     let fixture = Fixture::prepare(&env).await?;
-    let vars = function_env(&env, dynamodb);
+    let upstream = dynamodb.trim_start_matches("http://").trim_end_matches('/').parse().map_err(|e| format!("{dynamodb}: {e}"))?;
+    let (relay, relay_url) = TimingRelay::start(upstream).await.map_err(|e| format!("timing relay: {e}"))?;
+    let vars = function_env(&env, &relay_url);
     scenarios::warm_up(&env, &fixture, a.warm_up).await?;
     let names: Vec<&str> = std::iter::once(FLOOR).chain(scenarios::FUNCTIONS).collect();
     let mut runs: HashMap<&str, Vec<ColdRun>> = HashMap::new();
@@ -106,7 +128,7 @@ async fn cold_starts(a: &Args, dynamodb: &str) -> Result<(), String> {
         for name in &names {
             let bin = LambdaBinary::in_dir(&a.bin_dir, name);
             let log = a.logs.join(format!("{name}-{i}.log"));
-            let run = bin.cold_run(&vars, || fixture.event(&env, name), a.warm, a.settle, &log).await.map_err(|e| format!("{name}: {e} (log: {})", log.display()))?;
+            let run = bin.cold_run(&vars, || fixture.event(&env, name), a.warm, a.settle, &|| relay.answering(), &log).await.map_err(|e| format!("{name}: {e} (log: {})", log.display()))?;
             scenarios::check(name, &run.answer)?;
             runs.entry(name).or_default().push(run);
         }
@@ -141,6 +163,23 @@ async fn cold_starts(a: &Args, dynamodb: &str) -> Result<(), String> {
             s.faults,
             s.rss_kib as f64 / 1024.0,
             size as f64 / 1_048_576.0
+        );
+    }
+    println!();
+    // The functions reach DynamoDB Local through the timing relay (for the
+    // floor, which makes no request, both columns are zero).
+    println!("How much of the wall-time penalty is DynamoDB Local answering more slowly (functions reach it through a timing relay; medians):\n");
+    println!("| function | cold-start penalty ms | DynamoDB answer time to 1st response ms | DynamoDB answer time, warm ms | penalty net of DynamoDB's extra answer time ms | x floor penalty, net |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for name in &names {
+        let s = summarise(&runs[name]);
+        println!(
+            "| {name} | {} | {} | {} | {:.1} | {:.2} |",
+            ms(s.penalty),
+            ms(s.cold_answering),
+            ms(s.warm_answering),
+            s.net_penalty_ms,
+            s.net_penalty_ms / floor.net_penalty_ms.max(1e-6)
         );
     }
     println!();

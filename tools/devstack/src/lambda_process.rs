@@ -40,6 +40,11 @@ pub struct ColdRun {
     pub warm_wait: Duration,
     /// Minor page faults from start to the first response.
     pub cold_faults: u64,
+    /// Time spent waiting for DynamoDB to answer, from start to the first
+    /// response, by the `answering` clock given to `cold_run` (zero without one).
+    pub cold_answering: Duration,
+    /// The same for one warm invocation (median).
+    pub warm_answering: Duration,
     /// The first answer, to check the request did what it should.
     pub answer: Value,
 }
@@ -71,29 +76,36 @@ impl LambdaBinary {
     /// the first request after a quiet spell 1-2 ms slower (`make bench`
     /// README notes), and a cold start always gives it one, so with a pause
     /// on both sides the penalty is the function's own.
-    pub async fn cold_run<F, Fut>(&self, env: &HashMap<String, String>, mut make_event: F, warm: usize, settle: Duration, log: &Path) -> Result<ColdRun, String>
+    /// `answering` is a running total of time spent waiting for DynamoDB
+    /// (the bench's timing relay), read around each invocation.
+    pub async fn cold_run<F, Fut>(&self, env: &HashMap<String, String>, mut make_event: F, warm: usize, settle: Duration, answering: &dyn Fn() -> Duration, log: &Path) -> Result<ColdRun, String>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<Value, String>>,
     {
         let first_event = make_event().await?;
         tokio::time::sleep(settle).await;
+        let answered_before = answering();
         let started = Instant::now();
         let running = self.start(env, log).await?;
         let result = async {
             let (_, answer) = running.invoke(first_event).await?;
             let cold = started.elapsed();
+            let cold_answering = answering().saturating_sub(answered_before);
             let Usage { cpu: cold_cpu, run_queue: cold_wait, faults: cold_faults } = running.usage();
             let init = running.api.first_poll().map(|t| t - started).unwrap_or_default();
             let first = cold.saturating_sub(init);
             let mut warm_times = Vec::new();
             let mut warm_cpus = Vec::new();
             let mut warm_waits = Vec::new();
+            let mut warm_answerings = Vec::new();
             for _ in 0..warm {
                 let event = make_event().await?;
                 tokio::time::sleep(settle).await;
                 let before = running.usage();
+                let answered_before = answering();
                 warm_times.push(running.invoke(event).await?.0);
+                warm_answerings.push(answering().saturating_sub(answered_before));
                 let after = running.usage();
                 warm_cpus.push(after.cpu.saturating_sub(before.cpu));
                 warm_waits.push(after.run_queue.saturating_sub(before.run_queue));
@@ -109,6 +121,8 @@ impl LambdaBinary {
                 cold_wait,
                 warm_wait: median(&mut warm_waits),
                 cold_faults,
+                cold_answering,
+                warm_answering: median(&mut warm_answerings),
                 answer,
             })
         }
