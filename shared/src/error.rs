@@ -105,6 +105,8 @@ impl From<WechatError> for ApiError {
     fn from(e: WechatError) -> Self {
         match e {
             WechatError::Api { errcode: 45011, .. } => ApiError::RateLimited("WeChat rate limit reached, try again later".into()),
+            // Already logged as an error where the read failed.
+            WechatError::Secret(_) => ApiError::UpstreamUnavailable("the service cannot read its WeChat credentials, try again later".into()),
             e if e.is_transient() => {
                 tracing::warn!(error = %e, "WeChat unavailable");
                 ApiError::UpstreamUnavailable("WeChat is busy or unreachable, try again later".into())

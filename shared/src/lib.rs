@@ -17,6 +17,7 @@ pub mod logging;
 pub mod metrics;
 pub mod push;
 pub mod rules;
+pub mod secrets;
 pub mod store;
 pub mod templates;
 pub mod tls;

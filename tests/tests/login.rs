@@ -109,7 +109,7 @@ async fn busy_once_is_retried_down_is_503() {
     let mut vars = env.vars.clone();
     vars.insert("WECHAT_API_BASE".into(), "http://127.0.0.1:9".into());
     let config = shared::config::Config::from_map(&vars, shared::config::Needs { secret: true, ..Default::default() }).expect("config");
-    let wechat = shared::wechat::HttpWechat::new(&config.api_base, &config.appid, "s").expect("client");
+    let wechat = shared::wechat::HttpWechat::new(&config.api_base, &config.appid, shared::secrets::AppSecret::plain("s")).expect("client");
     let down = shared::app::Services::build(config, env.db.clone(), Arc::new(wechat));
     let (status, body) = call(&down, "POST", "/login", None, r#"{"code":"abc"}"#).await;
     assert_eq!((status, code(&body)), (503, "upstream_unavailable"));

@@ -5,6 +5,7 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use super::{AccessToken, CodeSession, Envelope, SendRequest, WechatApi, WechatError};
+use crate::secrets::AppSecret;
 use crate::templates::WechatTemplate;
 
 /// WeChat over HTTPS. Built once per cold start; reqwest pools connections.
@@ -13,7 +14,7 @@ pub struct HttpWechat {
     http: reqwest::Client,
     base: String,
     appid: String,
-    secret: String,
+    secret: AppSecret,
 }
 
 impl std::fmt::Debug for HttpWechat {
@@ -23,7 +24,7 @@ impl std::fmt::Debug for HttpWechat {
 }
 
 impl HttpWechat {
-    pub fn new(base: &str, appid: &str, secret: &str) -> Result<Self, WechatError> {
+    pub fn new(base: &str, appid: &str, secret: AppSecret) -> Result<Self, WechatError> {
         let http = crate::tls::reqwest_builder()
             .map_err(|e| WechatError::Transport(format!("TLS set-up: {e}")))?
             .connect_timeout(Duration::from_secs(2))
@@ -35,7 +36,7 @@ impl HttpWechat {
             http,
             base: base.trim_end_matches('/').to_string(),
             appid: appid.to_string(),
-            secret: secret.to_string(),
+            secret,
         })
     }
 
@@ -71,9 +72,10 @@ struct TemplateList {
 impl WechatApi for HttpWechat {
     async fn code_to_session(&self, code: &str) -> Result<CodeSession, WechatError> {
         let url = format!("{}/sns/jscode2session", self.base);
+        let secret = self.secret.get().await?;
         let req = self.http.get(url).query(&[
             ("appid", self.appid.as_str()),
-            ("secret", self.secret.as_str()),
+            ("secret", secret),
             ("js_code", code),
             ("grant_type", "authorization_code"),
         ]);
@@ -82,16 +84,17 @@ impl WechatApi for HttpWechat {
 
     async fn stable_token(&self, force_refresh: bool) -> Result<AccessToken, WechatError> {
         let url = format!("{}/cgi-bin/stable_token", self.base);
-        let body = json!({"grant_type": "client_credential", "appid": self.appid, "secret": self.secret, "force_refresh": force_refresh});
+        let body = json!({"grant_type": "client_credential", "appid": self.appid, "secret": self.secret.get().await?, "force_refresh": force_refresh});
         self.call(self.http.post(url).json(&body)).await
     }
 
     async fn classic_token(&self) -> Result<AccessToken, WechatError> {
         let url = format!("{}/cgi-bin/token", self.base);
+        let secret = self.secret.get().await?;
         let req = self.http.get(url).query(&[
             ("grant_type", "client_credential"),
             ("appid", self.appid.as_str()),
-            ("secret", self.secret.as_str()),
+            ("secret", secret),
         ]);
         self.call(req).await
     }

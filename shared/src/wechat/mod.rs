@@ -25,6 +25,9 @@ pub enum WechatError {
     /// A 200 whose body is not what the API documents.
     #[error("WeChat answer not understood: {0}")]
     Decode(String),
+    /// The AppSecret could not be read from Secrets Manager, so no call was made.
+    #[error("AppSecret unavailable: {0}")]
+    Secret(String),
 }
 
 impl WechatError {
@@ -42,6 +45,11 @@ impl WechatError {
             WechatError::Http(status) => *status >= 500 || *status == 429,
             WechatError::Transport(_) => true,
             WechatError::Decode(_) => false,
+            // The SDK already retried Secrets Manager's throttling and outages;
+            // what is left (a permission, a deleted secret) needs an operator.
+            // `send` still retries its messages later: to it, any failure to
+            // get an access token is temporary.
+            WechatError::Secret(_) => false,
         }
     }
 

@@ -6,6 +6,7 @@ pub mod fixtures;
 pub mod lambda_process;
 pub mod runtime_api;
 pub mod scenarios;
+pub mod secrets_manager;
 pub mod gateway;
 pub mod tables;
 

@@ -1,0 +1,111 @@
+//! The production configuration of secrets, as template.yaml sets it: the
+//! AppSecret and the push secret in Secrets Manager (`WECHAT_SECRET_ARN`,
+//! `WECHAT_PUSH_SECRET_ARN`), read through the real SDK client by the built
+//! binaries, from a Secrets Manager stand-in (`devstack::secrets_manager`).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use devstack::env::{dynamodb_endpoint, PUSH_AES_KEY, PUSH_TOKEN, SECRET};
+use devstack::lambda_process::{function_env, ColdRun, LambdaBinary};
+use devstack::scenarios::{self, Fixture};
+use devstack::secrets_manager::SecretsManager;
+use integration_tests::{Options, TestEnv};
+use serde_json::{json, Value};
+
+fn debug_binary(name: &str) -> LambdaBinary {
+    let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let bin = LambdaBinary::at(name, target.join("debug").join(name));
+    assert!(bin.path.exists(), "{} is missing: run `cargo build --workspace --bins` (make test does)", bin.path.display());
+    bin
+}
+
+/// The functions' variables with the secrets moved into Secrets Manager.
+fn production_vars(env: &TestEnv, sm: &SecretsManager, app_secret_arn: &str) -> HashMap<String, String> {
+    let mut vars = function_env(env, &dynamodb_endpoint());
+    for plain in ["WECHAT_SECRET", "WECHAT_PUSH_TOKEN", "WECHAT_PUSH_AES_KEY"] {
+        vars.remove(plain);
+    }
+    let push = sm.put("wechat-push", &json!({"token": PUSH_TOKEN, "aes_key": PUSH_AES_KEY}).to_string());
+    vars.insert("WECHAT_SECRET_ARN".into(), app_secret_arn.into());
+    vars.insert("WECHAT_PUSH_SECRET_ARN".into(), push);
+    vars.insert("AWS_ENDPOINT_URL_SECRETS_MANAGER".into(), sm.url().into());
+    vars
+}
+
+async fn run(env: &TestEnv, fixture: &Fixture, vars: &HashMap<String, String>, name: &str, warm: usize) -> (ColdRun, PathBuf) {
+    let log = std::env::temp_dir().join(format!("wx-secrets-{name}-{}.log", std::process::id()));
+    let run = debug_binary(name)
+        .cold_run(vars, || fixture.event(env, name), warm, Duration::ZERO, &|| Duration::ZERO, &log)
+        .await
+        .unwrap_or_else(|e| panic!("{name}: {e} (log: {})", log.display()));
+    (run, log)
+}
+
+async fn token_fetches(env: &TestEnv) -> u64 {
+    env.sim_requests("/cgi-bin/stable_token").await + env.sim_requests("/cgi-bin/token").await
+}
+
+#[tokio::test]
+async fn the_app_secret_is_read_once_per_container_and_only_when_a_wechat_call_needs_it() {
+    let env = TestEnv::start(Options::default()).await;
+    let fixture = Fixture::prepare(&env).await.expect("fixture");
+    let sm = SecretsManager::start().await.expect("Secrets Manager stand-in");
+    let app = sm.put("wechat-app", &json!({"WECHAT_SECRET": SECRET}).to_string());
+    let vars = production_vars(&env, &sm, &app);
+
+    // A message lookup never calls WeChat: its cold start reads no AppSecret.
+    let (messages, _) = run(&env, &fixture, &vars, "messages", 1).await;
+    scenarios::check("messages", &messages.answer).expect("messages answered");
+    assert_eq!(sm.reads(&app), 0, "messages read the AppSecret");
+
+    // A tick reads it only to fetch an access token (none is cached in these
+    // fresh tables yet), once for the container: two ticks, one fetch, one read.
+    let fetches = token_fetches(&env).await;
+    let (send, _) = run(&env, &fixture, &vars, "send", 1).await;
+    scenarios::check("send", &send.answer).expect("send delivered");
+    assert_eq!(token_fetches(&env).await - fetches, 1);
+    assert_eq!(sm.reads(&app), 1, "AppSecret reads for one token fetch");
+    let after_send = sm.reads(&app);
+
+    // Every login sends it to jscode2session (the simulator checks it): two
+    // logins in one container, one read.
+    let (login, _) = run(&env, &fixture, &vars, "login", 1).await;
+    scenarios::check("login", &login.answer).expect("login with the AppSecret from Secrets Manager");
+    assert_eq!(sm.reads(&app) - after_send, 1);
+}
+
+#[tokio::test]
+async fn the_push_secret_is_read_at_start_and_verifies_the_url_check() {
+    let env = TestEnv::start(Options::default()).await;
+    let fixture = Fixture::prepare(&env).await.expect("fixture");
+    let sm = SecretsManager::start().await.expect("Secrets Manager stand-in");
+    let app = sm.put("wechat-app", SECRET);
+    let vars = production_vars(&env, &sm, &app);
+    let push = vars["WECHAT_PUSH_SECRET_ARN"].clone();
+    let (callback, _) = run(&env, &fixture, &vars, "callback", 2).await;
+    // Signed with the token from the secret; the answer echoes echostr.
+    scenarios::check("callback", &callback.answer).expect("URL check");
+    assert_eq!(callback.answer["body"], "bench");
+    assert_eq!(sm.reads(&push), 1, "one read for three pushes");
+    assert_eq!(sm.reads(&app), 0, "a URL check needs no AppSecret");
+}
+
+#[tokio::test]
+async fn an_unreadable_app_secret_is_a_503_with_a_code_and_an_error_line_not_a_dead_container() {
+    let env = TestEnv::start(Options::default()).await;
+    let fixture = Fixture::prepare(&env).await.expect("fixture");
+    let sm = SecretsManager::start().await.expect("Secrets Manager stand-in");
+    let missing = "arn:aws:secretsmanager:us-east-1:000000000000:secret:deleted-AbCdEf";
+    let vars = production_vars(&env, &sm, missing);
+    let (login, log) = run(&env, &fixture, &vars, "login", 1).await;
+    assert_eq!(login.answer["statusCode"], 503, "{}", login.answer);
+    let body: Value = serde_json::from_str(login.answer["body"].as_str().unwrap_or_default()).expect("a JSON body");
+    assert_eq!(body["error"]["code"], "upstream_unavailable", "{body}");
+    // The failed read is not kept: the warm login tried again.
+    assert_eq!(sm.reads(missing), 2);
+    let text = std::fs::read_to_string(&log).expect("log");
+    let line = text.lines().find(|l| l.contains("\"level\":\"ERROR\"") && l.contains("WECHAT_SECRET_ARN")).unwrap_or_else(|| panic!("no error line in {text}"));
+    assert!(line.contains("ResourceNotFoundException"), "{line}");
+}
