@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use devstack::env::{dynamodb_endpoint, PUSH_AES_KEY, PUSH_TOKEN, SECRET};
+use devstack::env::{dynamodb_endpoint, SECRET};
 use devstack::lambda_process::{function_env, ColdRun, LambdaBinary};
 use devstack::scenarios::{self, Fixture};
 use devstack::secrets_manager::SecretsManager;
@@ -21,17 +21,12 @@ fn debug_binary(name: &str) -> LambdaBinary {
     bin
 }
 
-/// The functions' variables with the secrets moved into Secrets Manager.
-fn production_vars(env: &TestEnv, sm: &SecretsManager, app_secret_arn: &str) -> HashMap<String, String> {
+/// The functions' variables with the secrets moved into Secrets Manager;
+/// returns them and the two ARNs.
+fn production_vars(env: &TestEnv, sm: &SecretsManager) -> (HashMap<String, String>, String, String) {
     let mut vars = function_env(env, &dynamodb_endpoint());
-    for plain in ["WECHAT_SECRET", "WECHAT_PUSH_TOKEN", "WECHAT_PUSH_AES_KEY"] {
-        vars.remove(plain);
-    }
-    let push = sm.put("wechat-push", &json!({"token": PUSH_TOKEN, "aes_key": PUSH_AES_KEY}).to_string());
-    vars.insert("WECHAT_SECRET_ARN".into(), app_secret_arn.into());
-    vars.insert("WECHAT_PUSH_SECRET_ARN".into(), push);
-    vars.insert("AWS_ENDPOINT_URL_SECRETS_MANAGER".into(), sm.url().into());
-    vars
+    let (app, push) = sm.hold_secrets_of(&mut vars);
+    (vars, app, push)
 }
 
 async fn run(env: &TestEnv, fixture: &Fixture, vars: &HashMap<String, String>, name: &str, warm: usize) -> (ColdRun, PathBuf) {
@@ -52,8 +47,10 @@ async fn the_app_secret_is_read_once_per_container_and_only_when_a_wechat_call_n
     let env = TestEnv::start(Options::default()).await;
     let fixture = Fixture::prepare(&env).await.expect("fixture");
     let sm = SecretsManager::start().await.expect("Secrets Manager stand-in");
-    let app = sm.put("wechat-app", &json!({"WECHAT_SECRET": SECRET}).to_string());
-    let vars = production_vars(&env, &sm, &app);
+    let (mut vars, _, _) = production_vars(&env, &sm);
+    // The JSON form this time (the plain string is the other tests').
+    let app = sm.put("wechat-app-json", &json!({"WECHAT_SECRET": SECRET}).to_string());
+    vars.insert("WECHAT_SECRET_ARN".into(), app.clone());
 
     // A message lookup never calls WeChat: its cold start reads no AppSecret.
     let (messages, _) = run(&env, &fixture, &vars, "messages", 1).await;
@@ -81,9 +78,7 @@ async fn the_push_secret_is_read_at_start_and_verifies_the_url_check() {
     let env = TestEnv::start(Options::default()).await;
     let fixture = Fixture::prepare(&env).await.expect("fixture");
     let sm = SecretsManager::start().await.expect("Secrets Manager stand-in");
-    let app = sm.put("wechat-app", SECRET);
-    let vars = production_vars(&env, &sm, &app);
-    let push = vars["WECHAT_PUSH_SECRET_ARN"].clone();
+    let (vars, app, push) = production_vars(&env, &sm);
     let (callback, _) = run(&env, &fixture, &vars, "callback", 2).await;
     // Signed with the token from the secret; the answer echoes echostr.
     scenarios::check("callback", &callback.answer).expect("URL check");
@@ -98,7 +93,8 @@ async fn an_unreadable_app_secret_is_a_503_with_a_code_and_an_error_line_not_a_d
     let fixture = Fixture::prepare(&env).await.expect("fixture");
     let sm = SecretsManager::start().await.expect("Secrets Manager stand-in");
     let missing = "arn:aws:secretsmanager:us-east-1:000000000000:secret:deleted-AbCdEf";
-    let vars = production_vars(&env, &sm, missing);
+    let (mut vars, _, _) = production_vars(&env, &sm);
+    vars.insert("WECHAT_SECRET_ARN".into(), missing.into());
     let (login, log) = run(&env, &fixture, &vars, "login", 1).await;
     assert_eq!(login.answer["statusCode"], 503, "{}", login.answer);
     let body: Value = serde_json::from_str(login.answer["body"].as_str().unwrap_or_default()).expect("a JSON body");

@@ -7,7 +7,7 @@
 //! binary size; then the dispatch throughput of one `send` invocation with
 //! DynamoDB and WeChat requests per delivered message, counted.
 //!
-//! `bench [--bin-dir target/lambda] [--runs 21] [--warm 5] [--messages 10000] [--logs DIR] [--skip-cold] [--warm-up 600] [--drain-warm-up 3000] [--settle-ms 0]`
+//! `bench [--bin-dir target/lambda] [--runs 21] [--warm 5] [--messages 10000] [--logs DIR] [--skip-cold] [--warm-up 600] [--drain-warm-up 3000] [--settle-ms 0] [--production-secrets]`
 //! (AWS_ENDPOINT_URL_DYNAMODB must point at DynamoDB Local: `make bench` does that).
 
 mod counting_proxy;
@@ -26,6 +26,7 @@ use counting_proxy::CountingProxy;
 use timing_relay::TimingRelay;
 use devstack::lambda_process::{function_env, median, proc_stat_field, ColdRun, LambdaBinary};
 use devstack::scenarios::{self, Fixture};
+use devstack::secrets_manager::SecretsManager;
 
 const FLOOR: &str = "lambda-floor";
 
@@ -43,6 +44,8 @@ struct Args {
     drain_warm_up: usize,
     /// Idle pause before the cold start and before each warm invocation alike.
     settle: Duration,
+    /// The secrets in a Secrets Manager stand-in, as template.yaml configures them.
+    production_secrets: bool,
 }
 
 fn args() -> Result<Args, String> {
@@ -59,6 +62,7 @@ fn args() -> Result<Args, String> {
         warm_up: num("--warm-up", 600)?,
         drain_warm_up: num("--drain-warm-up", 3000)?,
         settle: Duration::from_millis(num("--settle-ms", 0)? as u64),
+        production_secrets: argv.iter().any(|a| a == "--production-secrets"),
     })
 }
 
@@ -118,7 +122,9 @@ async fn cold_starts(a: &Args, dynamodb: &str) -> Result<(), String> {
     let fixture = Fixture::prepare(&env).await?;
     let upstream = dynamodb.trim_start_matches("http://").trim_end_matches('/').parse().map_err(|e| format!("{dynamodb}: {e}"))?;
     let (relay, relay_url) = TimingRelay::start(upstream).await.map_err(|e| format!("timing relay: {e}"))?;
-    let vars = function_env(&env, &relay_url);
+    let mut vars = function_env(&env, &relay_url);
+    let secrets = SecretsManager::start().await.map_err(|e| format!("Secrets Manager stand-in: {e}"))?;
+    let arns = a.production_secrets.then(|| secrets.hold_secrets_of(&mut vars));
     scenarios::warm_up(&env, &fixture, a.warm_up).await?;
     let names: Vec<&str> = std::iter::once(FLOOR).chain(scenarios::FUNCTIONS).collect();
     let mut runs: HashMap<&str, Vec<ColdRun>> = HashMap::new();
@@ -133,8 +139,12 @@ async fn cold_starts(a: &Args, dynamodb: &str) -> Result<(), String> {
             runs.entry(name).or_default().push(run);
         }
     }
+    let secret_reads = match &arns {
+        Some((app, push)) => format!("; secrets in a Secrets Manager stand-in, read {} times (AppSecret) and {} (push)", secrets.reads(app), secrets.reads(push)),
+        None => "; secrets in plain variables".into(),
+    };
     println!(
-        "## Cold start, latency, memory, size ({} cold starts each, {} warm invocations per start; medians; {} ms idle before each event)\n",
+        "## Cold start, latency, memory, size ({} cold starts each, {} warm invocations per start; medians; {} ms idle before each event{secret_reads})\n",
         a.runs,
         a.warm,
         a.settle.as_millis()

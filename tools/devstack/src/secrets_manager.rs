@@ -51,6 +51,21 @@ impl SecretsManager {
         arn
     }
 
+    /// Moves the secrets of a function's variables into the stand-in, as
+    /// template.yaml configures them: `WECHAT_SECRET` becomes
+    /// `WECHAT_SECRET_ARN`, the push Token and EncodingAESKey become
+    /// `WECHAT_PUSH_SECRET_ARN`, and the SDK is pointed here. Returns the two ARNs.
+    pub fn hold_secrets_of(&self, vars: &mut HashMap<String, String>) -> (String, String) {
+        let app = self.put("wechat-app", &vars.remove("WECHAT_SECRET").unwrap_or_default());
+        let token = vars.remove("WECHAT_PUSH_TOKEN").unwrap_or_default();
+        let aes_key = vars.remove("WECHAT_PUSH_AES_KEY").unwrap_or_default();
+        let push = self.put("wechat-push", &json!({"token": token, "aes_key": aes_key}).to_string());
+        vars.insert("WECHAT_SECRET_ARN".into(), app.clone());
+        vars.insert("WECHAT_PUSH_SECRET_ARN".into(), push.clone());
+        vars.insert("AWS_ENDPOINT_URL_SECRETS_MANAGER".into(), self.url.clone());
+        (app, push)
+    }
+
     /// GetSecretValue calls for an ARN so far (found or not).
     pub fn reads(&self, arn: &str) -> u64 {
         self.lock().reads.get(arn).copied().unwrap_or(0)
