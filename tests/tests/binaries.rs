@@ -9,16 +9,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use devstack::env::dynamodb_endpoint;
-use devstack::lambda_process::{function_env, LambdaBinary};
+use devstack::lambda_process::function_env;
 use devstack::scenarios::{self, Fixture, FUNCTIONS};
-use integration_tests::{Options, TestEnv};
-
-fn debug_binary(name: &str) -> LambdaBinary {
-    let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let bin = LambdaBinary::at(name, target.join("debug").join(name));
-    assert!(bin.path.exists(), "{} is missing: run `cargo build --workspace --bins` (make test does)", bin.path.display());
-    bin
-}
+use integration_tests::{debug_binary, Options, TestEnv};
 
 fn log_path(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("wx-binary-{name}-{}.log", std::process::id()))

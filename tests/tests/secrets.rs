@@ -8,18 +8,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use devstack::env::{dynamodb_endpoint, SECRET};
-use devstack::lambda_process::{function_env, ColdRun, LambdaBinary};
+use devstack::lambda_process::{function_env, ColdRun};
 use devstack::scenarios::{self, Fixture};
 use devstack::secrets_manager::SecretsManager;
-use integration_tests::{Options, TestEnv};
+use integration_tests::{debug_binary, Options, TestEnv};
 use serde_json::{json, Value};
-
-fn debug_binary(name: &str) -> LambdaBinary {
-    let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let bin = LambdaBinary::at(name, target.join("debug").join(name));
-    assert!(bin.path.exists(), "{} is missing: run `cargo build --workspace --bins` (make test does)", bin.path.display());
-    bin
-}
 
 /// The functions' variables with the secrets moved into Secrets Manager;
 /// returns them and the two ARNs.
