@@ -143,7 +143,10 @@ impl Config {
 
         let push_token = get("WECHAT_PUSH_TOKEN");
         let push_aes_key = get("WECHAT_PUSH_AES_KEY");
-        let push_secret_arn = get("WECHAT_PUSH_SECRET_ARN");
+        // Only a function that receives pushes reads the push secret: an
+        // environment shared by all functions (template Globals, a local
+        // stack) must not cost the others a Secrets Manager call per cold start.
+        let push_secret_arn = get("WECHAT_PUSH_SECRET_ARN").filter(|_| needs.push);
         if let Some(arn) = &push_secret_arn {
             if !arn.starts_with("arn:") {
                 return Err(err("WECHAT_PUSH_SECRET_ARN", "must be a Secrets Manager ARN (arn:aws:secretsmanager:...)"));
@@ -282,6 +285,14 @@ mod tests {
         let c = Config::from_map(&m, Needs { push: true, ..Needs::default() }).expect("ARN alone is enough");
         assert_eq!((c.push_token, c.push_secret_arn.as_deref()), (None, Some("arn:aws:secretsmanager:ap-east-1:1:secret:push")));
         assert_eq!(check_push(Some("abc"), Some("short")).expect_err("bad key").var, "WECHAT_PUSH_AES_KEY");
+    }
+
+    #[test]
+    fn a_function_that_receives_no_push_ignores_the_push_secret() {
+        let mut m = base();
+        m.insert("WECHAT_PUSH_SECRET_ARN".into(), "arn:aws:secretsmanager:ap-east-1:1:secret:push".into());
+        let c = Config::from_map(&m, Needs { secret: true, ..Needs::default() }).expect("valid");
+        assert_eq!(c.push_secret_arn, None);
     }
 
     #[test]

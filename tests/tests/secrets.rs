@@ -40,7 +40,7 @@ async fn the_app_secret_is_read_once_per_container_and_only_when_a_wechat_call_n
     let env = TestEnv::start(Options::default()).await;
     let fixture = Fixture::prepare(&env).await.expect("fixture");
     let sm = SecretsManager::start().await.expect("Secrets Manager stand-in");
-    let (mut vars, _, _) = production_vars(&env, &sm);
+    let (mut vars, _, push) = production_vars(&env, &sm);
     // The JSON form this time (the plain string is the other tests').
     let app = sm.put("wechat-app-json", &json!({"WECHAT_SECRET": SECRET}).to_string());
     vars.insert("WECHAT_SECRET_ARN".into(), app.clone());
@@ -64,6 +64,8 @@ async fn the_app_secret_is_read_once_per_container_and_only_when_a_wechat_call_n
     let (login, _) = run(&env, &fixture, &vars, "login", 1).await;
     scenarios::check("login", &login.answer).expect("login with the AppSecret from Secrets Manager");
     assert_eq!(sm.reads(&app) - after_send, 1);
+    // The push secret is in their environment too, and only callback reads it.
+    assert_eq!(sm.reads(&push), 0, "a function that receives no push read the push secret");
 }
 
 #[tokio::test]
