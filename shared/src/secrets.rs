@@ -11,8 +11,6 @@
 
 use std::sync::Arc;
 
-use tokio::sync::OnceCell;
-
 use crate::wechat::WechatError;
 
 /// A secret's string value, read with one GetSecretValue. The error is the
@@ -52,46 +50,70 @@ pub fn push_secret(raw: &str) -> Result<(String, Option<String>), String> {
 
 /// The AppSecret as the WeChat client holds it: given, or read from Secrets
 /// Manager on first use and kept for the life of the container. A failed
-/// read is not kept: the next use tries again.
+/// read is not kept: the next use tries again. A value WeChat refuses
+/// (40125, after the AppSecret was reset in the console and the secret
+/// updated) is dropped, so the next use reads the secret again and a
+/// rotation needs no redeployment.
 #[derive(Clone)]
 pub struct AppSecret(Arc<Inner>);
 
 struct Inner {
     arn: Option<String>,
-    value: OnceCell<String>,
+    value: std::sync::RwLock<Option<Arc<str>>>,
+    /// One read at a time: concurrent callers wait for it and share its value.
+    reading: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for AppSecret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppSecret").field("arn", &self.0.arn).field("read", &self.0.value.initialized()).finish()
+        f.debug_struct("AppSecret").field("arn", &self.0.arn).field("read", &self.current().is_some()).finish()
     }
 }
 
 impl AppSecret {
     pub fn plain(value: &str) -> AppSecret {
-        AppSecret(Arc::new(Inner { arn: None, value: OnceCell::new_with(Some(value.to_string())) }))
+        AppSecret(Arc::new(Inner { arn: None, value: std::sync::RwLock::new(Some(value.into())), reading: Default::default() }))
     }
 
     pub fn in_secrets_manager(arn: &str) -> AppSecret {
-        AppSecret(Arc::new(Inner { arn: Some(arn.to_string()), value: OnceCell::new() }))
+        AppSecret(Arc::new(Inner { arn: Some(arn.to_string()), value: Default::default(), reading: Default::default() }))
     }
 
-    /// The value; the first call of a container reads it (concurrent callers wait for that one read).
-    pub async fn get(&self) -> Result<&str, WechatError> {
-        let inner = &*self.0;
-        let value = inner
-            .value
-            .get_or_try_init(|| async {
-                let arn = inner.arn.as_deref().unwrap_or_default();
-                let raw = read_string(&crate::aws::secrets_manager().await, arn).await;
-                raw.and_then(|raw| app_secret(&raw)).map_err(|reason| {
-                    // An operator's problem (permissions, a deleted secret), so an error, at once.
-                    tracing::error!(var = "WECHAT_SECRET_ARN", %reason, "could not read the AppSecret from Secrets Manager");
-                    WechatError::Secret(reason)
-                })
-            })
-            .await?;
-        Ok(value.as_str())
+    fn current(&self) -> Option<Arc<str>> {
+        self.0.value.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The value; the first call of a container (or the first after
+    /// [`forget`](Self::forget)) reads it.
+    pub async fn get(&self) -> Result<Arc<str>, WechatError> {
+        if let Some(v) = self.current() {
+            return Ok(v);
+        }
+        let _one = self.0.reading.lock().await;
+        if let Some(v) = self.current() {
+            return Ok(v);
+        }
+        let arn = self.0.arn.as_deref().unwrap_or_default();
+        let raw = read_string(&crate::aws::secrets_manager().await, arn).await;
+        let value: Arc<str> = raw.and_then(|raw| app_secret(&raw)).map_err(|reason| {
+            // An operator's problem (permissions, a deleted secret), so an error, at once.
+            tracing::error!(var = "WECHAT_SECRET_ARN", %reason, "could not read the AppSecret from Secrets Manager");
+            WechatError::Secret(reason)
+        })?.into();
+        *self.0.value.write().unwrap_or_else(|p| p.into_inner()) = Some(value.clone());
+        Ok(value)
+    }
+
+    /// WeChat refused `used`: read the secret again next time, unless another
+    /// caller already did (a given secret has nowhere to be read from again).
+    pub fn forget(&self, used: &str) {
+        if self.0.arn.is_none() {
+            return;
+        }
+        let mut value = self.0.value.write().unwrap_or_else(|p| p.into_inner());
+        if value.as_deref() == Some(used) {
+            *value = None;
+        }
     }
 }
 
@@ -114,7 +136,10 @@ mod tests {
     #[tokio::test]
     async fn a_given_secret_is_there_at_once_and_debug_never_shows_it() {
         let s = AppSecret::plain("s3cr3t");
-        assert_eq!(s.get().await.expect("plain"), "s3cr3t");
+        assert_eq!(&*s.get().await.expect("plain"), "s3cr3t");
         assert!(!format!("{s:?}").contains("s3cr3t"));
+        // A given secret is never dropped: there is nothing to read it from again.
+        s.forget("s3cr3t");
+        assert_eq!(&*s.get().await.expect("still there"), "s3cr3t");
     }
 }

@@ -100,3 +100,26 @@ async fn an_unreadable_app_secret_is_a_503_with_a_code_and_an_error_line_not_a_d
     let line = text.lines().find(|l| l.contains("\"level\":\"ERROR\"") && l.contains("WECHAT_SECRET_ARN")).unwrap_or_else(|| panic!("no error line in {text}"));
     assert!(line.contains("ResourceNotFoundException"), "{line}");
 }
+
+#[tokio::test]
+async fn an_app_secret_reset_in_the_console_is_read_again_once_wechat_refuses_the_old_one() {
+    let env = TestEnv::start(Options::default()).await;
+    let fixture = Fixture::prepare(&env).await.expect("fixture");
+    let sm = SecretsManager::start().await.expect("Secrets Manager stand-in");
+    let (vars, app, _) = production_vars(&env, &sm);
+    // The container starts with a value WeChat no longer accepts.
+    assert_eq!(sm.put("wechat-app", "before-the-reset"), app);
+    let log = std::env::temp_dir().join(format!("wx-secrets-rotation-{}.log", std::process::id()));
+    let running = debug_binary("login").start(&vars, &log).await.expect("login starts");
+    let login = || async { running.invoke(fixture.event(&env, "login").await.expect("event")).await.expect("an answer").1 };
+
+    let refused = login().await;
+    let body: Value = serde_json::from_str(refused["body"].as_str().unwrap_or_default()).expect("a JSON body");
+    assert_eq!((refused["statusCode"].as_u64(), body["error"]["code"].as_str()), (Some(502), Some("upstream_error")), "{refused}");
+    // The operator puts the new AppSecret into the secret; no redeployment.
+    sm.put("wechat-app", SECRET);
+    assert_eq!(login().await["statusCode"], 200);
+    assert_eq!(login().await["statusCode"], 200);
+    running.stop().await;
+    assert_eq!(sm.reads(&app), 2, "one read at start, one after the refusal, none after");
+}

@@ -57,6 +57,18 @@ impl HttpWechat {
     }
 }
 
+impl HttpWechat {
+    /// 40125 (invalid appsecret): the AppSecret was reset; drop the one used
+    /// so the next call reads the secret again.
+    fn refused_secret<T>(&self, result: Result<T, WechatError>, used: &str) -> Result<T, WechatError> {
+        if matches!(&result, Err(e) if e.errcode() == Some(40125)) {
+            tracing::warn!(var = "WECHAT_SECRET_ARN", "WeChat refused the AppSecret (40125); it will be read again");
+            self.secret.forget(used);
+        }
+        result
+    }
+}
+
 #[derive(serde::Deserialize)]
 struct SendAnswer {
     msgid: serde_json::Value,
@@ -75,17 +87,18 @@ impl WechatApi for HttpWechat {
         let secret = self.secret.get().await?;
         let req = self.http.get(url).query(&[
             ("appid", self.appid.as_str()),
-            ("secret", secret),
+            ("secret", &*secret),
             ("js_code", code),
             ("grant_type", "authorization_code"),
         ]);
-        self.call(req).await
+        self.refused_secret(self.call(req).await, &secret)
     }
 
     async fn stable_token(&self, force_refresh: bool) -> Result<AccessToken, WechatError> {
         let url = format!("{}/cgi-bin/stable_token", self.base);
-        let body = json!({"grant_type": "client_credential", "appid": self.appid, "secret": self.secret.get().await?, "force_refresh": force_refresh});
-        self.call(self.http.post(url).json(&body)).await
+        let secret = self.secret.get().await?;
+        let body = json!({"grant_type": "client_credential", "appid": self.appid, "secret": &*secret, "force_refresh": force_refresh});
+        self.refused_secret(self.call(self.http.post(url).json(&body)).await, &secret)
     }
 
     async fn classic_token(&self) -> Result<AccessToken, WechatError> {
@@ -94,9 +107,9 @@ impl WechatApi for HttpWechat {
         let req = self.http.get(url).query(&[
             ("grant_type", "client_credential"),
             ("appid", self.appid.as_str()),
-            ("secret", secret),
+            ("secret", &*secret),
         ]);
-        self.call(req).await
+        self.refused_secret(self.call(req).await, &secret)
     }
 
     async fn send_subscribe_message(&self, access_token: &str, msg: &SendRequest) -> Result<u64, WechatError> {
