@@ -45,12 +45,12 @@ impl Services {
         // The AppSecret is read when first needed (see secrets.rs).
         let secret = match &config.secret {
             Some(SecretSource::Plain(s)) => AppSecret::plain(s),
-            Some(SecretSource::SecretsManager(arn)) => AppSecret::in_secrets_manager(arn),
+            Some(SecretSource::SecretsManager(arn)) => AppSecret::in_secrets_manager(arn, crate::aws::http_client_of(&db)),
             None => AppSecret::plain(""),
         };
         if let (None, Some(arn)) = (&config.push_token, &config.push_secret_arn) {
             let failed = |reason: String| InitError::Secret { var: "WECHAT_PUSH_SECRET_ARN", reason };
-            let raw = secrets::read_string(&crate::aws::secrets_manager().await, arn).await.map_err(failed)?;
+            let raw = secrets::read_string(&crate::aws::secrets_manager(crate::aws::http_client_of(&db)).await, arn).await.map_err(failed)?;
             let (token, aes_key) = secrets::push_secret(&raw).map_err(failed)?;
             crate::config::check_push(Some(&token), aes_key.as_deref())?;
             config.push_token = Some(token);

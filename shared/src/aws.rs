@@ -67,12 +67,12 @@ impl LambdaAws {
         aws_sdk_dynamodb::Client::from_conf(b.build())
     }
 
-    pub fn secrets_manager(&self) -> aws_sdk_secretsmanager::Client {
+    pub fn secrets_manager(&self, http: SharedHttpClient) -> aws_sdk_secretsmanager::Client {
         let mut b = aws_sdk_secretsmanager::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(self.region.clone())
             .credentials_provider(self.credentials.clone())
-            .http_client(https_client());
+            .http_client(http);
         if let Some(url) = Self::endpoint("SECRETS_MANAGER") {
             b = b.endpoint_url(url);
         }
@@ -130,17 +130,31 @@ pub async fn dynamodb() -> aws_sdk_dynamodb::Client {
     }
 }
 
-/// The Secrets Manager client, likewise.
-pub async fn secrets_manager() -> aws_sdk_secretsmanager::Client {
+/// The Secrets Manager client, likewise, over an HTTPS client already built
+/// (see [`http_client_of`]).
+pub async fn secrets_manager(http: SharedHttpClient) -> aws_sdk_secretsmanager::Client {
     match LambdaAws::from_env() {
-        Some(aws) => aws.secrets_manager(),
-        None => aws_sdk_secretsmanager::Client::new(&standard_chain().await),
+        Some(aws) => aws.secrets_manager(http),
+        None => aws_sdk_secretsmanager::Client::new(&standard_chain_over(http).await),
     }
+}
+
+/// The HTTPS client a DynamoDB client was built with, for the process's
+/// other AWS clients: building another one decodes the AWS roots' PEM again
+/// (0.24 M instructions by callgrind), on the cold path of the first login
+/// or token refresh with the AppSecret in Secrets Manager, and of
+/// `callback`'s init with the push secret there.
+pub fn http_client_of(db: &aws_sdk_dynamodb::Client) -> SharedHttpClient {
+    db.config().http_client().unwrap_or_else(https_client)
 }
 
 /// aws-config's provider chains (profiles, SSO, web identity, IMDS), over our HTTPS client.
 async fn standard_chain() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(https_client()).load().await
+    standard_chain_over(https_client()).await
+}
+
+async fn standard_chain_over(http: SharedHttpClient) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http).load().await
 }
 
 #[cfg(test)]

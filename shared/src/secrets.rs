@@ -11,6 +11,8 @@
 
 use std::sync::Arc;
 
+use aws_sdk_secretsmanager::config::SharedHttpClient;
+
 use crate::wechat::WechatError;
 
 /// A secret's string value, read with one GetSecretValue. The error is the
@@ -59,6 +61,8 @@ pub struct AppSecret(Arc<Inner>);
 
 struct Inner {
     arn: Option<String>,
+    /// The HTTPS client to read it over (the DynamoDB client's).
+    http: Option<SharedHttpClient>,
     value: std::sync::RwLock<Option<Arc<str>>>,
     /// One read at a time: concurrent callers wait for it and share its value.
     reading: tokio::sync::Mutex<()>,
@@ -72,11 +76,11 @@ impl std::fmt::Debug for AppSecret {
 
 impl AppSecret {
     pub fn plain(value: &str) -> AppSecret {
-        AppSecret(Arc::new(Inner { arn: None, value: std::sync::RwLock::new(Some(value.into())), reading: Default::default() }))
+        AppSecret(Arc::new(Inner { arn: None, http: None, value: std::sync::RwLock::new(Some(value.into())), reading: Default::default() }))
     }
 
-    pub fn in_secrets_manager(arn: &str) -> AppSecret {
-        AppSecret(Arc::new(Inner { arn: Some(arn.to_string()), value: Default::default(), reading: Default::default() }))
+    pub fn in_secrets_manager(arn: &str, http: SharedHttpClient) -> AppSecret {
+        AppSecret(Arc::new(Inner { arn: Some(arn.to_string()), http: Some(http), value: Default::default(), reading: Default::default() }))
     }
 
     fn current(&self) -> Option<Arc<str>> {
@@ -94,7 +98,8 @@ impl AppSecret {
             return Ok(v);
         }
         let arn = self.0.arn.as_deref().unwrap_or_default();
-        let raw = read_string(&crate::aws::secrets_manager().await, arn).await;
+        let http = self.0.http.clone().unwrap_or_else(crate::aws::https_client);
+        let raw = read_string(&crate::aws::secrets_manager(http).await, arn).await;
         let value: Arc<str> = raw.and_then(|raw| app_secret(&raw)).map_err(|reason| {
             // An operator's problem (permissions, a deleted secret), so an error, at once.
             tracing::error!(var = "WECHAT_SECRET_ARN", %reason, "could not read the AppSecret from Secrets Manager");
