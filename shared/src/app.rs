@@ -42,15 +42,17 @@ impl Services {
     /// builds the AWS and WeChat clients.
     pub async fn init(mut config: Config) -> Result<Self, InitError> {
         let db = crate::store::dynamo_client().await;
+        // Secrets Manager reads go over the DynamoDB client's HTTPS client (see aws.rs).
+        let http = crate::aws::http_client_of(&db);
         // The AppSecret is read when first needed (see secrets.rs).
         let secret = match &config.secret {
             Some(SecretSource::Plain(s)) => AppSecret::plain(s),
-            Some(SecretSource::SecretsManager(arn)) => AppSecret::in_secrets_manager(arn, crate::aws::http_client_of(&db)),
+            Some(SecretSource::SecretsManager(arn)) => AppSecret::in_secrets_manager(arn, http.clone()),
             None => AppSecret::plain(""),
         };
         if let (None, Some(arn)) = (&config.push_token, &config.push_secret_arn) {
             let failed = |reason: String| InitError::Secret { var: "WECHAT_PUSH_SECRET_ARN", reason };
-            let raw = secrets::read_string(&crate::aws::secrets_manager(crate::aws::http_client_of(&db)).await, arn).await.map_err(failed)?;
+            let raw = secrets::read_string(&crate::aws::secrets_manager(http).await, arn).await.map_err(failed)?;
             let (token, aes_key) = secrets::push_secret(&raw).map_err(failed)?;
             crate::config::check_push(Some(&token), aes_key.as_deref())?;
             config.push_token = Some(token);

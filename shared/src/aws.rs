@@ -126,7 +126,7 @@ impl HttpClient for OneConnector {
 pub async fn dynamodb() -> aws_sdk_dynamodb::Client {
     match LambdaAws::from_env() {
         Some(aws) => aws.dynamodb(),
-        None => aws_sdk_dynamodb::Client::new(&standard_chain().await),
+        None => aws_sdk_dynamodb::Client::new(&standard_chain(https_client()).await),
     }
 }
 
@@ -135,7 +135,7 @@ pub async fn dynamodb() -> aws_sdk_dynamodb::Client {
 pub async fn secrets_manager(http: SharedHttpClient) -> aws_sdk_secretsmanager::Client {
     match LambdaAws::from_env() {
         Some(aws) => aws.secrets_manager(http),
-        None => aws_sdk_secretsmanager::Client::new(&standard_chain_over(http).await),
+        None => aws_sdk_secretsmanager::Client::new(&standard_chain(http).await),
     }
 }
 
@@ -149,11 +149,7 @@ pub fn http_client_of(db: &aws_sdk_dynamodb::Client) -> SharedHttpClient {
 }
 
 /// aws-config's provider chains (profiles, SSO, web identity, IMDS), over our HTTPS client.
-async fn standard_chain() -> aws_config::SdkConfig {
-    standard_chain_over(https_client()).await
-}
-
-async fn standard_chain_over(http: SharedHttpClient) -> aws_config::SdkConfig {
+async fn standard_chain(http: SharedHttpClient) -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http).load().await
 }
 

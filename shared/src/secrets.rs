@@ -60,27 +60,32 @@ pub fn push_secret(raw: &str) -> Result<(String, Option<String>), String> {
 pub struct AppSecret(Arc<Inner>);
 
 struct Inner {
-    arn: Option<String>,
-    /// The HTTPS client to read it over (the DynamoDB client's).
-    http: Option<SharedHttpClient>,
+    /// Where to read it; `None` for a given value.
+    source: Option<SecretsManagerSource>,
     value: std::sync::RwLock<Option<Arc<str>>>,
     /// One read at a time: concurrent callers wait for it and share its value.
     reading: tokio::sync::Mutex<()>,
 }
 
+struct SecretsManagerSource {
+    arn: String,
+    /// The HTTPS client to read it over (the DynamoDB client's).
+    http: SharedHttpClient,
+}
+
 impl std::fmt::Debug for AppSecret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppSecret").field("arn", &self.0.arn).field("read", &self.current().is_some()).finish()
+        f.debug_struct("AppSecret").field("arn", &self.0.source.as_ref().map(|s| &s.arn)).field("read", &self.current().is_some()).finish()
     }
 }
 
 impl AppSecret {
     pub fn plain(value: &str) -> AppSecret {
-        AppSecret(Arc::new(Inner { arn: None, http: None, value: std::sync::RwLock::new(Some(value.into())), reading: Default::default() }))
+        AppSecret(Arc::new(Inner { source: None, value: std::sync::RwLock::new(Some(value.into())), reading: Default::default() }))
     }
 
     pub fn in_secrets_manager(arn: &str, http: SharedHttpClient) -> AppSecret {
-        AppSecret(Arc::new(Inner { arn: Some(arn.to_string()), http: Some(http), value: Default::default(), reading: Default::default() }))
+        AppSecret(Arc::new(Inner { source: Some(SecretsManagerSource { arn: arn.to_string(), http }), value: Default::default(), reading: Default::default() }))
     }
 
     fn current(&self) -> Option<Arc<str>> {
@@ -97,9 +102,11 @@ impl AppSecret {
         if let Some(v) = self.current() {
             return Ok(v);
         }
-        let arn = self.0.arn.as_deref().unwrap_or_default();
-        let http = self.0.http.clone().unwrap_or_else(crate::aws::https_client);
-        let raw = read_string(&crate::aws::secrets_manager(http).await, arn).await;
+        let Some(source) = &self.0.source else {
+            // Not reached: a given value is set at construction and never forgotten.
+            return Err(WechatError::Secret("no AppSecret configured".into()));
+        };
+        let raw = read_string(&crate::aws::secrets_manager(source.http.clone()).await, &source.arn).await;
         let value: Arc<str> = raw.and_then(|raw| app_secret(&raw)).map_err(|reason| {
             // An operator's problem (permissions, a deleted secret), so an error, at once.
             tracing::error!(var = "WECHAT_SECRET_ARN", %reason, "could not read the AppSecret from Secrets Manager");
@@ -112,7 +119,7 @@ impl AppSecret {
     /// WeChat refused `used`: read the secret again next time, unless another
     /// caller already did (a given secret has nowhere to be read from again).
     pub fn forget(&self, used: &str) {
-        if self.0.arn.is_none() {
+        if self.0.source.is_none() {
             return;
         }
         let mut value = self.0.value.write().unwrap_or_else(|p| p.into_inner());
