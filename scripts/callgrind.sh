@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Instructions per invocation of cold starts, by callgrind: a measurement aid
+# for the performance budget (README, Performance), not part of the tests.
+#
+#   scripts/callgrind.sh FUNCTION... [-- HARNESS-ARGS]
+#   e.g. scripts/callgrind.sh login send -- --production-secrets
+#
+# Builds the named functions with the `profiling` profile (the release build
+# with symbols) and the rest as `make bench` does, then runs the bench
+# harness once per function (one cold start, three warm invocations), each
+# named function under `valgrind --tool=callgrind`, dumping at the start of
+# every invocation (`shared::metrics::set_request_id`; lambda_runtime's
+# `amzn_trace_env` for the floor), so init, the first
+# invocation and the warm ones are counted apart. Prints the instructions of
+# each part and leaves the profiles in target/callgrind/ for callgrind_annotate.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+functions=()
+while [ $# -gt 0 ] && [ "$1" != "--" ]; do functions+=("$1"); shift; done
+[ "${1:-}" = "--" ] && shift
+[ ${#functions[@]} -gt 0 ] || { echo "usage: $0 FUNCTION... [-- HARNESS-ARGS]" >&2; exit 2; }
+command -v valgrind >/dev/null || { echo "valgrind is not installed" >&2; exit 1; }
+
+scripts/ensure-tools.sh dynamodb lambda
+export PATH="$root/.tools/venv/bin:$PATH"
+all=(login subscribe messages send callback lambda-floor)
+packages() { for p in "$@"; do printf -- '-p\n%s\n' "$p"; done; }
+mapfile -t all_packages < <(packages "${all[@]}")
+mapfile -t profiled_packages < <(packages "${functions[@]}")
+cargo lambda build --release --locked "${all_packages[@]}" >&2
+cargo lambda build --release --locked -p bench >&2
+cargo build --profile profiling --locked "${profiled_packages[@]}" >&2
+
+out="$root/target/callgrind"
+bins="$out/bin"
+rm -rf "$bins" && mkdir -p "$bins"
+for f in "${all[@]}"; do
+    mkdir -p "$bins/$f"
+    ln -s "$root/target/lambda/$f/bootstrap" "$bins/$f/bootstrap"
+done
+for f in "${functions[@]}"; do
+    rm -f "$out/$f".*
+    rm "$bins/$f/bootstrap"
+    at='*shared*metrics*set_request_id*'
+    [ "$f" = lambda-floor ] && at='*amzn_trace_env*'
+    cat > "$bins/$f/bootstrap" <<EOT
+#!/bin/sh
+exec valgrind --tool=callgrind --callgrind-out-file=$out/$f.%p.cg --dump-before='$at' $root/target/profiling/$f
+EOT
+    chmod +x "$bins/$f/bootstrap"
+done
+
+endpoint="$(scripts/dynamodb-local.sh start)"
+trap 'scripts/dynamodb-local.sh stop' EXIT
+export AWS_ENDPOINT_URL_DYNAMODB="$endpoint"
+export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_REGION=us-east-1
+export RUST_LOG="${RUST_LOG:-warn}"
+# Under valgrind a start takes seconds: a short DynamoDB Local warm-up, one cold start.
+target/lambda/bench/bootstrap --bin-dir "$bins" --messages 0 --runs 1 --warm 3 --warm-up 5 "$@" > "$out/bench.txt"
+
+# Dump 1 ends where our handler gets the first event (init, and the
+# runtime fetching and decoding that event), 2 is the first invocation,
+# 3 and on the warm ones. (The harness kills the process at the
+# end, so what follows the last dump is not written.)
+for f in "${functions[@]}"; do
+    for part in 1 2 3; do
+        file="$(ls "$out/$f".*.cg."$part" 2>/dev/null | head -n 1 || true)"
+        total="$( [ -n "$file" ] && awk '/^totals:/ {print $2}' "$file" || true)"
+        case $part in 1) name="to 1st handler" ;; 2) name="1st invocation" ;; 3) name="warm invocation" ;; esac
+        printf '%-12s %-16s %12s instructions\n' "$f" "$name" "${total:-?}"
+    done
+done
