@@ -2,7 +2,7 @@
 """How DynamoDB Local answers a PutItem: on a kept-alive connection, on a fresh
 one, and after the server sat idle for 30 ms (what a cold start gives it).
 Usage: scripts/dynamodb-idle-probe.py PORT   (creates a table "probe").
-A measurement aid for `make bench` (README, Performance); not part of the tests."""
+A measurement aid for `make bench` (README, Performance; docs/performance.md); not part of the tests."""
 import socket, time, sys, statistics, json, uuid
 port = int(sys.argv[1])
 def req(target, payload):
