@@ -4,6 +4,7 @@
 #
 #   scripts/callgrind.sh FUNCTION... [-- HARNESS-ARGS]
 #   e.g. scripts/callgrind.sh login send -- --production-secrets
+#   CALLGRIND_ARGS=--cache-sim=yes scripts/callgrind.sh send   # cache misses too
 #
 # Builds the named functions with the `profiling` profile (the release build
 # with symbols) and the rest as `make bench` does, then runs the bench
@@ -46,7 +47,7 @@ for f in "${functions[@]}"; do
     [ "$f" = lambda-floor ] && at='*amzn_trace_env*'
     cat > "$bins/$f/bootstrap" <<EOT
 #!/bin/sh
-exec valgrind --tool=callgrind --callgrind-out-file=$out/$f.%p.cg --dump-before='$at' $root/target/profiling/$f
+exec valgrind --tool=callgrind ${CALLGRIND_ARGS:-} --callgrind-out-file=$out/$f.%p.cg --dump-before='$at' $root/target/profiling/$f
 EOT
     chmod +x "$bins/$f/bootstrap"
 done
