@@ -8,11 +8,11 @@
 #
 # Builds the named functions with the `profiling` profile (the release build
 # with symbols) and the rest as `make bench` does, then runs the bench
-# harness once per function (one cold start, three warm invocations), each
-# named function under `valgrind --tool=callgrind`, dumping at the start of
+# harness once: one cold start and three warm invocations of every function,
+# the named ones under `valgrind --tool=callgrind`, dumping at the start of
 # every invocation (`shared::metrics::set_request_id`; lambda_runtime's
-# `amzn_trace_env` for the floor), so init, the first
-# invocation and the warm ones are counted apart. Prints the instructions of
+# `amzn_trace_env` for the floor), so init, the first invocation and the
+# warm ones are counted apart. Prints the instructions of
 # each part and leaves the profiles in target/callgrind/ for callgrind_annotate.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
