@@ -59,73 +59,88 @@ pub fn push_secret(raw: &str) -> Result<(String, Option<String>), String> {
 #[derive(Clone)]
 pub struct AppSecret(Arc<Inner>);
 
-struct Inner {
-    /// Where to read it; `None` for a given value.
-    source: Option<SecretsManagerSource>,
-    value: std::sync::RwLock<Option<Arc<str>>>,
-    /// One read at a time: concurrent callers wait for it and share its value.
-    reading: tokio::sync::Mutex<()>,
+enum Inner {
+    /// Given in the configuration: there from the start, never dropped.
+    Given(Arc<str>),
+    InSecretsManager(SecretsManagerSource),
 }
 
 struct SecretsManagerSource {
     arn: String,
     /// The HTTPS client to read it over (the DynamoDB client's).
     http: SharedHttpClient,
+    /// The value read, until WeChat refuses it.
+    value: std::sync::RwLock<Option<Arc<str>>>,
+    /// One read at a time: concurrent callers wait for it and share its value.
+    reading: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for AppSecret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppSecret").field("arn", &self.0.source.as_ref().map(|s| &s.arn)).field("read", &self.current().is_some()).finish()
+        let (arn, read) = match &*self.0 {
+            Inner::Given(_) => (None, true),
+            Inner::InSecretsManager(source) => (Some(&source.arn), source.current().is_some()),
+        };
+        f.debug_struct("AppSecret").field("arn", &arn).field("read", &read).finish()
     }
 }
 
 impl AppSecret {
     pub fn plain(value: &str) -> AppSecret {
-        AppSecret(Arc::new(Inner { source: None, value: std::sync::RwLock::new(Some(value.into())), reading: Default::default() }))
+        AppSecret(Arc::new(Inner::Given(value.into())))
     }
 
     pub fn in_secrets_manager(arn: &str, http: SharedHttpClient) -> AppSecret {
-        AppSecret(Arc::new(Inner { source: Some(SecretsManagerSource { arn: arn.to_string(), http }), value: Default::default(), reading: Default::default() }))
-    }
-
-    fn current(&self) -> Option<Arc<str>> {
-        self.0.value.read().unwrap_or_else(|p| p.into_inner()).clone()
+        AppSecret(Arc::new(Inner::InSecretsManager(SecretsManagerSource {
+            arn: arn.to_string(),
+            http,
+            value: Default::default(),
+            reading: Default::default(),
+        })))
     }
 
     /// The value; the first call of a container (or the first after
     /// [`forget`](Self::forget)) reads it.
     pub async fn get(&self) -> Result<Arc<str>, WechatError> {
-        if let Some(v) = self.current() {
-            return Ok(v);
+        match &*self.0 {
+            Inner::Given(value) => Ok(value.clone()),
+            Inner::InSecretsManager(source) => source.get().await,
         }
-        let _one = self.0.reading.lock().await;
-        if let Some(v) = self.current() {
-            return Ok(v);
-        }
-        let Some(source) = &self.0.source else {
-            // Not reached: a given value is set at construction and never forgotten.
-            return Err(WechatError::Secret("no AppSecret configured".into()));
-        };
-        let raw = read_string(&crate::aws::secrets_manager(source.http.clone()).await, &source.arn).await;
-        let value: Arc<str> = raw.and_then(|raw| app_secret(&raw)).map_err(|reason| {
-            // An operator's problem (permissions, a deleted secret), so an error, at once.
-            tracing::error!(var = "WECHAT_SECRET_ARN", %reason, "could not read the AppSecret from Secrets Manager");
-            WechatError::Secret(reason)
-        })?.into();
-        *self.0.value.write().unwrap_or_else(|p| p.into_inner()) = Some(value.clone());
-        Ok(value)
     }
 
     /// WeChat refused `used`: read the secret again next time, unless another
     /// caller already did (a given secret has nowhere to be read from again).
     pub fn forget(&self, used: &str) {
-        if self.0.source.is_none() {
-            return;
+        if let Inner::InSecretsManager(source) = &*self.0 {
+            let mut value = source.value.write().unwrap_or_else(|p| p.into_inner());
+            if value.as_deref() == Some(used) {
+                *value = None;
+            }
         }
-        let mut value = self.0.value.write().unwrap_or_else(|p| p.into_inner());
-        if value.as_deref() == Some(used) {
-            *value = None;
+    }
+}
+
+impl SecretsManagerSource {
+    fn current(&self) -> Option<Arc<str>> {
+        self.value.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    async fn get(&self) -> Result<Arc<str>, WechatError> {
+        if let Some(v) = self.current() {
+            return Ok(v);
         }
+        let _one = self.reading.lock().await;
+        if let Some(v) = self.current() {
+            return Ok(v);
+        }
+        let raw = read_string(&crate::aws::secrets_manager(self.http.clone()).await, &self.arn).await;
+        let value: Arc<str> = raw.and_then(|raw| app_secret(&raw)).map_err(|reason| {
+            // An operator's problem (permissions, a deleted secret), so an error, at once.
+            tracing::error!(var = "WECHAT_SECRET_ARN", %reason, "could not read the AppSecret from Secrets Manager");
+            WechatError::Secret(reason)
+        })?.into();
+        *self.value.write().unwrap_or_else(|p| p.into_inner()) = Some(value.clone());
+        Ok(value)
     }
 }
 
