@@ -47,6 +47,15 @@ pub enum GrantChange {
     Revoke,
 }
 
+impl GrantChange {
+    /// Whether applying the change twice leaves what applying it once does.
+    /// The SDK sends a request again when its answer is lost (an attempt
+    /// timeout, a dropped connection), after DynamoDB may have applied it.
+    fn idempotent(self) -> bool {
+        !matches!(self, GrantChange::AddCredit)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct GrantUpdate {
     pub template_id: String,
@@ -117,9 +126,11 @@ impl GrantLedger {
         for u in updates {
             items.push(self.update(openid, u, now_s)?);
         }
-        // A lone update needs no transaction: one atomic UpdateItem is cheaper
-        // and never conflicts with concurrent reports.
-        if items.len() == 1 && dedupe_key.is_none() {
+        // A lone idempotent update needs no transaction: one atomic UpdateItem
+        // is cheaper and never conflicts with concurrent reports. A credit is
+        // not idempotent: as a transaction it carries the SDK's client request
+        // token, so a resent request whose first answer was lost adds nothing.
+        if items.len() == 1 && dedupe_key.is_none() && updates.iter().all(|u| u.change.idempotent()) {
             tx::update_one(&self.db, items.remove(0)).await?;
             return Ok(Applied::Now);
         }

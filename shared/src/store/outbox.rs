@@ -203,6 +203,23 @@ pub enum Finish {
     Failed { errcode: Option<i64>, errmsg: String, credit: CreditFate },
 }
 
+impl Finish {
+    /// Whether `stored` already shows this outcome: how an outcome write
+    /// whose condition failed tells its own earlier attempt (applied, its
+    /// answer lost, the request sent again by the SDK) from another
+    /// dispatcher's takeover.
+    fn shown_by(&self, stored: &Message) -> bool {
+        match self {
+            Finish::Sent { msgid } => {
+                matches!(stored.status, MessageStatus::Sent | MessageStatus::Delivered)
+                    && stored.msgid.as_deref() == Some(msgid.to_string().as_str())
+            }
+            Finish::Retry { next_due_ms, .. } => stored.status == MessageStatus::Scheduled && stored.due_at == Some(*next_due_ms),
+            Finish::Failed { errcode, .. } => stored.status == MessageStatus::Failed && stored.errcode == Some(errcode.unwrap_or(-1)),
+        }
+    }
+}
+
 /// A message the `due` index lists: the index holds keys only, so the
 /// message itself is read (consistently) once its page is claimed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -546,7 +563,10 @@ impl Outbox {
 
     /// Records the end of one claim. `false` when the message changed since
     /// it was claimed (another dispatcher took it over after the claim ran
-    /// out), in which case nothing is written.
+    /// out), in which case nothing is written. A write the SDK sent again
+    /// after losing the answer of one DynamoDB had applied is `true`: the
+    /// transaction by its client request token, the lone update by reading
+    /// the outcome back.
     pub async fn finish(&self, m: &Message, calls: u32, outcome: &Finish, now_ms: i64) -> Result<bool, StoreError> {
         let seen = m.due_at.ok_or_else(|| StoreError::Malformed(format!("message {} was not due", m.id)))?;
         let mut values = map([
@@ -597,7 +617,11 @@ impl Outbox {
         }
         if items.len() == 1 {
             // The hot path (sent, retry): a single conditional UpdateItem.
-            return tx::update_one(&self.db, items.remove(0)).await;
+            if tx::update_one(&self.db, items.remove(0)).await? {
+                return Ok(true);
+            }
+            let stored = self.get_item(&m.id).await?.map(|item| Message::from_item(&item)).transpose()?;
+            return Ok(stored.is_some_and(|stored| outcome.shown_by(&stored)));
         }
         Ok(matches!(tx::transact(&self.db, items).await?, TxResult::Committed))
     }

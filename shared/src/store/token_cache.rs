@@ -175,7 +175,10 @@ impl AccessTokenCache {
             .table_name(&self.table)
             .key("appid", s(&self.appid))
             .update_expression("SET lease_owner = :me, lease_until = :until")
-            .condition_expression("attribute_not_exists(lease_until) OR lease_until < :now")
+            // Our own lease too: this container refreshes one caller at a
+            // time (`local`), and a lease request the SDK sent again after
+            // losing the answer of the one DynamoDB applied finds it ours.
+            .condition_expression("attribute_not_exists(lease_until) OR lease_until < :now OR lease_owner = :me")
             .set_expression_attribute_values(Some(map([(":me", s(&self.owner)), (":until", n(now + LEASE_S)), (":now", n(now))])))
             .return_values(ReturnValue::None)
             .send()
