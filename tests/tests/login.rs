@@ -105,6 +105,15 @@ async fn busy_once_is_retried_down_is_503() {
     let (status, body) = login(&env, &json!({"code": c}).to_string()).await;
     assert_eq!((status, code(&body)), (503, "upstream_unavailable"));
 
+    // WeChat does not answer: the client gives up after its 5 s timeout,
+    // and a second try would not fit in the function's 10 s Lambda timeout.
+    env.fault("/sns/jscode2session", json!({"delay_ms": 6000, "count": 2})).await;
+    let c = env.login_code(&openid).await;
+    let before = env.sim_requests("/sns/jscode2session").await;
+    let (status, body) = login(&env, &json!({"code": c}).to_string()).await;
+    assert_eq!((status, code(&body)), (503, "upstream_unavailable"));
+    assert_eq!(env.sim_requests("/sns/jscode2session").await - before, 1, "a timed-out call is not repeated");
+
     // WeChat unreachable altogether.
     let mut vars = env.vars.clone();
     vars.insert("WECHAT_API_BASE".into(), "http://127.0.0.1:9".into());

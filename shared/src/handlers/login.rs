@@ -32,10 +32,19 @@ pub async fn handle(svc: &Services, req: &Request) -> HttpResult {
     Ok(http::json(200, &json!({"token": token, "expires_at": clock::rfc3339_s(expires_at), "openid": who.openid})))
 }
 
+/// A failed jscode2session is tried again only if it failed within this
+/// long. One that ran into the WeChat client's 5 s timeout is not: a second
+/// one could not finish inside the function's 10 s Lambda timeout
+/// (template.yaml), and API Gateway would then answer for us, without our
+/// error body. Busy (-1), a 5xx and a refused connection answer at once, a
+/// connection that cannot be made gives up after 2 s.
+const RETRY_ONLY_WITHIN: Duration = Duration::from_secs(3);
+
 /// jscode2session with one quick retry when WeChat is busy or unreachable.
 async fn exchange(svc: &Services, code: &str) -> Result<CodeSession, ApiError> {
+    let started = tokio::time::Instant::now();
     let mut result = svc.wechat.code_to_session(code).await;
-    if matches!(&result, Err(e) if e.is_transient()) {
+    if matches!(&result, Err(e) if e.is_transient()) && started.elapsed() < RETRY_ONLY_WITHIN {
         tokio::time::sleep(Duration::from_millis(100)).await;
         result = svc.wechat.code_to_session(code).await;
     }
