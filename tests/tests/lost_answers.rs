@@ -112,13 +112,19 @@ fn meeting(openid: &str) -> Value {
            "data": {"thing1": {"value": "项目评审会"}, "time2": "2026-11-24 14:00"}})
 }
 
+/// A user who logged in and accepted the one-time template twice: (openid, session token).
+async fn user_with_two_credits(env: &TestEnv) -> (String, String) {
+    let (openid, token) = logged_in(env).await;
+    for _ in 0..2 {
+        grant(env, &openid, &token, json!({ONE_TIME: "accept"})).await;
+    }
+    (openid, token)
+}
+
 #[tokio::test]
 async fn a_message_whose_scheduling_answer_was_lost_is_scheduled_once() {
     let env = TestEnv::start(Options::default()).await;
-    let (openid, token) = logged_in(&env).await;
-    for _ in 0..2 {
-        grant(&env, &openid, &token, json!({ONE_TIME: "accept"})).await;
-    }
+    let (openid, token) = user_with_two_credits(&env).await;
     let loss = LoseFirstAnswer::of(&["TransactWriteItems"], None);
     let svc = intercepted_container(&env, loss.clone());
     let (status, created) = call(&svc, "POST", "/messages", None, &meeting(&openid).to_string()).await;
@@ -133,10 +139,7 @@ async fn a_message_whose_scheduling_answer_was_lost_is_scheduled_once() {
 #[tokio::test]
 async fn a_send_whose_outcome_answer_was_lost_is_recorded_once_and_its_shard_goes_on() {
     let env = TestEnv::start(Options::default()).await;
-    let (openid, token) = logged_in(&env).await;
-    for _ in 0..2 {
-        grant(&env, &openid, &token, json!({ONE_TIME: "accept"})).await;
-    }
+    let (openid, _) = user_with_two_credits(&env).await;
     let mut ids = Vec::new();
     for _ in 0..2 {
         let (status, created) = call(&env.svc, "POST", "/messages", None, &meeting(&openid).to_string()).await;
