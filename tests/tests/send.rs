@@ -339,6 +339,53 @@ async fn direct_invocation_raw_and_eventbridge_wrapped() {
     assert_eq!(remaining(&grants(&env, &token).await, ONE_TIME), Some(0));
 }
 
+/// Refuses every GetItem on one table.
+#[derive(Debug)]
+struct FailGetsOn(String);
+
+impl aws_sdk_dynamodb::config::Intercept for FailGetsOn {
+    fn name(&self) -> &'static str {
+        "fail-gets"
+    }
+
+    fn read_before_transmit(
+        &self,
+        ctx: &aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _rc: &aws_sdk_dynamodb::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let (op, body) = integration_tests::dynamodb_request(ctx);
+        if op == "GetItem" && body["TableName"] == self.0.as_str() {
+            return Err("injected: DynamoDB unavailable".into());
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_retried_direct_invocation_sends_its_message_once() {
+    let env = TestEnv::start(Options::default()).await;
+    let (openid, token) = user_with_credits(&env, 2).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    // The message is scheduled and delivered, then reading its status for
+    // the answer fails: a function error, which Lambda retries with the
+    // same request id (and EventBridge with the same event id).
+    let flaky = integration_tests::intercepted_container(&env, FailGetsOn(env.tables["MESSAGES_TABLE"].clone()));
+    let failed = send::handle(&flaky, &meeting(&openid), "inv-retried", deadline).await;
+    assert!(failed.is_err_and(|e| e.status() == 500));
+    assert_eq!(env.inbox(&openid).await.len(), 1);
+    let retry = send::handle(&env.svc, &meeting(&openid), "inv-retried", deadline).await.expect("answer");
+    assert_eq!(retry["status"], "sent", "the retry answers the message it made: {retry}");
+    assert_eq!(env.inbox(&openid).await.len(), 1, "not sent again");
+
+    let wrapped = json!({"version": "0", "id": "ev-retried", "detail-type": "SendMessage", "source": "my.app", "detail": meeting(&openid)});
+    let first = send::handle(&env.svc, &wrapped, "inv-a", deadline).await.expect("answer");
+    let again = send::handle(&env.svc, &wrapped, "inv-b", deadline).await.expect("answer");
+    assert_eq!((first["status"].as_str(), &first["id"]), (Some("sent"), &again["id"]), "{first} {again}");
+    assert_eq!(env.inbox(&openid).await.len(), 2);
+    assert_eq!(remaining(&grants(&env, &token).await, ONE_TIME), Some(0), "one credit per message");
+}
+
 #[tokio::test]
 async fn broadcast_reaches_every_grantee_once_even_when_retried() {
     let env = TestEnv::start(Options::default()).await;

@@ -24,7 +24,7 @@ pub async fn handle(svc: &Services, req: &Request) -> HttpResult {
     let (method, path) = (req.method().as_str(), http::path(req));
     if method == "POST" && path.ends_with("/messages") {
         let body = http::json_object(req, BODY_LIMIT)?;
-        return match schedule::schedule(svc, &body).await? {
+        return match schedule::schedule(svc, &body, None).await? {
             Scheduled::Created(m) => Ok(http::json(
                 202,
                 &json!({"id": m.id, "status": m.status.as_str(), "send_at": clock::rfc3339_ms(m.send_at_ms)}),

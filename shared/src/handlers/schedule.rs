@@ -118,11 +118,12 @@ pub fn check_fields(body: &Map<String, Value>, allowed: &[&str]) -> Result<(), A
     }
 }
 
-/// Validates a `POST /messages` body completely, then stores it with its reservation.
-pub async fn schedule(svc: &Services, body: &Map<String, Value>) -> Result<Scheduled, ApiError> {
+/// Validates a `POST /messages` body completely, then stores it with its
+/// reservation, under the body's `idempotency_key` or else `implied_key`.
+pub async fn schedule(svc: &Services, body: &Map<String, Value>, implied_key: Option<String>) -> Result<Scheduled, ApiError> {
     check_fields(body, &FIELDS)?;
     let openid = http::req_str(body, "openid", 128)?;
-    let idempotency_key = http::opt_str(body, "idempotency_key", IDEMPOTENCY_KEY_MAX)?;
+    let idempotency_key = http::opt_str(body, "idempotency_key", IDEMPOTENCY_KEY_MAX)?.or(implied_key);
     let content = content(svc, body).await?;
     store(svc, &openid, &content, idempotency_key).await
 }

@@ -325,13 +325,14 @@ pub async fn handle(svc: &Services, event: &Value, invocation_id: &str, deadline
         let report = dispatch_due(svc, &owner, deadline).await;
         return Ok(json!({"dispatch": report}));
     }
+    // What a retry of this event carries again: EventBridge's event id, or
+    // Lambda's request id (an asynchronous invocation keeps it when retried).
+    // (An id too long for a key, from a hand-made event, is not used.)
+    let event_key = event.get("id").and_then(Value::as_str).filter(|id| !id.is_empty() && id.len() <= 128).unwrap_or(invocation_id);
     let result = match payload(event) {
         None => Err(ApiError::invalid("the event must be a message request, a broadcast or a Scheduled Event")),
-        Some(body) if body.contains_key("broadcast") => {
-            let key = event.get("id").and_then(Value::as_str).unwrap_or(invocation_id);
-            broadcast(svc, body, key, &owner, deadline).await
-        }
-        Some(body) => single(svc, body, &owner).await,
+        Some(body) if body.contains_key("broadcast") => broadcast(svc, body, event_key, &owner, deadline).await,
+        Some(body) => single(svc, body, event_key, &owner).await,
     };
     match result {
         Err(e) if e.status() >= 500 => Err(e),
@@ -343,8 +344,12 @@ pub async fn handle(svc: &Services, event: &Value, invocation_id: &str, deadline
     }
 }
 
-async fn single(svc: &Services, body: &Map<String, Value>, owner: &str) -> Result<Value, ApiError> {
-    let m = match schedule::schedule(svc, body).await? {
+/// One message. Without an `idempotency_key` of its own it is keyed on the
+/// event, so a retried invocation (one that failed after scheduling, or
+/// even after delivering) answers the message it made instead of making
+/// and sending another.
+async fn single(svc: &Services, body: &Map<String, Value>, event_key: &str, owner: &str) -> Result<Value, ApiError> {
+    let m = match schedule::schedule(svc, body, Some(format!("invocation#{event_key}"))).await? {
         Scheduled::Existing(m) => return Ok(m.to_document()),
         Scheduled::Created(m) => m,
     };
