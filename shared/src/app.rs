@@ -9,8 +9,10 @@ use crate::config::{Config, SecretSource};
 use crate::error::ApiError;
 use crate::push::crypto::PushCipher;
 use crate::secrets::{self, AppSecret};
+use crate::store::token_cache::TokenError;
 use crate::store::{AccessTokenCache, GrantLedger, Outbox, SessionStore};
 use crate::templates::{self, TemplateDef};
+use crate::metrics;
 use crate::wechat::{HttpWechat, WechatApi};
 
 #[derive(Debug, thiserror::Error)]
@@ -90,11 +92,20 @@ impl Services {
     pub async fn templates(&self) -> Result<Templates, ApiError> {
         self.templates
             .get_or_try_init(|| async {
-                let token = self.tokens.get().await.map_err(|e| {
+                let no_token = |e: TokenError| {
                     tracing::warn!(error = %e, "template discovery: no access token");
                     ApiError::UpstreamUnavailable("could not load the template list from WeChat".into())
-                })?;
-                let list = self.wechat.templates(&token).await?;
+                };
+                let token = self.tokens.get().await.map_err(no_token)?;
+                let mut list = self.wechat.templates(&token).await;
+                // A stored token WeChat has revoked (another tool forced a new
+                // one) would otherwise fail every discovery until it expires.
+                if matches!(&list, Err(e) if e.is_token_rejected()) {
+                    metrics::count("TokenRejected", 1, &[]);
+                    let fresh = self.tokens.replace(&token).await.map_err(no_token)?;
+                    list = self.wechat.templates(&fresh).await;
+                }
+                let list = list?;
                 let map = templates::from_wechat(&list);
                 tracing::info!(count = map.len(), "templates discovered through gettemplate");
                 Ok(Arc::new(map))

@@ -105,6 +105,27 @@ async fn templates_are_discovered_when_not_configured() {
 }
 
 #[tokio::test]
+async fn discovery_with_a_token_wechat_revoked_refreshes_it_once() {
+    let env = TestEnv::start(Options { fixed_templates: false, ..Options::default() }).await;
+    let (openid, token) = logged_in(&env).await;
+    let stale = env.svc.tokens.get().await.expect("a token stored for every container");
+    // Another tool of the same mini-program forces a new token: WeChat
+    // revokes the stored one, which the next cold start reads.
+    let forced = env
+        .sim_post("/cgi-bin/stable_token", json!({"grant_type": "client_credential", "appid": devstack::env::APPID, "secret": devstack::env::SECRET, "force_refresh": true}))
+        .await;
+    assert!(forced["access_token"].as_str().is_some_and(|t| t != stale), "{forced}");
+    let cold = env.another_container();
+    let wx_result = env.user_subscribes(&openid, json!({ONE_TIME: "accept"})).await;
+    let (status, g) = call(&cold, "POST", "/subscriptions", Some(&token), &wx_result.to_string()).await;
+    assert_eq!(status, 200, "{g}");
+    assert_eq!(remaining(&g, ONE_TIME), Some(1));
+    assert_eq!(env.sim_requests("/wxaapi/newtmpl/gettemplate").await, 2, "refused once, then asked again with a fresh token");
+    let next_cold_start = env.another_container();
+    assert_ne!(next_cold_start.tokens.get().await.expect("token"), stale, "the fresh token was stored for the others");
+}
+
+#[tokio::test]
 async fn bad_reports_are_refused_and_store_nothing() {
     let env = TestEnv::start(Options::default()).await;
     let (_, token) = logged_in(&env).await;
