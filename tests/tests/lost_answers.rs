@@ -77,18 +77,29 @@ async fn grants(env: &TestEnv, token: &str) -> Value {
     call(&env.svc, "GET", "/subscriptions", Some(token), "").await.1
 }
 
-#[tokio::test]
-async fn an_accept_whose_answer_was_lost_adds_one_credit() {
-    let env = TestEnv::start(Options::default()).await;
-    let (openid, token) = logged_in(&env).await;
-    // Without a request_id: the report's one change on its own, in
-    // whichever write the ledger makes of it.
-    let loss = LoseFirstAnswer::of(&["UpdateItem", "TransactWriteItems"], None);
-    let svc = intercepted_container(&env, loss.clone());
-    let wx_result = env.user_subscribes(&openid, json!({ONE_TIME: "accept"})).await;
+/// A user accepts the one-time template once and the mini-program reports
+/// it (with `request_id`, if given) through a container whose first write
+/// among `ops` loses its answer. The grants answered, and the user's token.
+async fn one_accept_reported_losing_an_answer(env: &TestEnv, ops: &'static [&'static str], request_id: Option<&str>) -> (Value, String) {
+    let (openid, token) = logged_in(env).await;
+    let loss = LoseFirstAnswer::of(ops, None);
+    let svc = intercepted_container(env, loss.clone());
+    let mut wx_result = env.user_subscribes(&openid, json!({ONE_TIME: "accept"})).await;
+    if let Some(r) = request_id {
+        wx_result["request_id"] = json!(r);
+    }
     let (status, body) = call(&svc, "POST", "/subscriptions", Some(&token), &wx_result.to_string()).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(loss.counts(), (1, 2), "the answer was lost and the request sent again");
+    (body, token)
+}
+
+#[tokio::test]
+async fn an_accept_whose_answer_was_lost_adds_one_credit() {
+    let env = TestEnv::start(Options::default()).await;
+    // Without a request_id: the report's one change on its own, in
+    // whichever write the ledger makes of it.
+    let (body, token) = one_accept_reported_losing_an_answer(&env, &["UpdateItem", "TransactWriteItems"], None).await;
     assert_eq!(remaining(&body, ONE_TIME), Some(1), "{body}");
     assert_eq!(remaining(&grants(&env, &token).await, ONE_TIME), Some(1));
 }
@@ -96,14 +107,7 @@ async fn an_accept_whose_answer_was_lost_adds_one_credit() {
 #[tokio::test]
 async fn a_report_with_a_request_id_whose_answer_was_lost_counts_once() {
     let env = TestEnv::start(Options::default()).await;
-    let (openid, token) = logged_in(&env).await;
-    let loss = LoseFirstAnswer::of(&["TransactWriteItems"], None);
-    let svc = intercepted_container(&env, loss.clone());
-    let mut wx_result = env.user_subscribes(&openid, json!({ONE_TIME: "accept"})).await;
-    wx_result["request_id"] = json!("r-1");
-    let (status, body) = call(&svc, "POST", "/subscriptions", Some(&token), &wx_result.to_string()).await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(loss.counts(), (1, 2), "the answer was lost and the request sent again");
+    let (body, _) = one_accept_reported_losing_an_answer(&env, &["TransactWriteItems"], Some("r-1")).await;
     assert_eq!(remaining(&body, ONE_TIME), Some(1), "{body}");
 }
 

@@ -339,29 +339,6 @@ async fn direct_invocation_raw_and_eventbridge_wrapped() {
     assert_eq!(remaining(&grants(&env, &token).await, ONE_TIME), Some(0));
 }
 
-/// Refuses every GetItem on one table.
-#[derive(Debug)]
-struct FailGetsOn(String);
-
-impl aws_sdk_dynamodb::config::Intercept for FailGetsOn {
-    fn name(&self) -> &'static str {
-        "fail-gets"
-    }
-
-    fn read_before_transmit(
-        &self,
-        ctx: &aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
-        _rc: &aws_sdk_dynamodb::config::RuntimeComponents,
-        _cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
-    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        let (op, body) = integration_tests::dynamodb_request(ctx);
-        if op == "GetItem" && body["TableName"] == self.0.as_str() {
-            return Err("injected: DynamoDB unavailable".into());
-        }
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn a_retried_direct_invocation_sends_its_message_once() {
     let env = TestEnv::start(Options::default()).await;
@@ -370,7 +347,7 @@ async fn a_retried_direct_invocation_sends_its_message_once() {
     // The message is scheduled and delivered, then reading its status for
     // the answer fails: a function error, which Lambda retries with the
     // same request id (and EventBridge with the same event id).
-    let flaky = integration_tests::intercepted_container(&env, FailGetsOn(env.tables["MESSAGES_TABLE"].clone()));
+    let flaky = integration_tests::intercepted_container(&env, FailOn::messages(&env, "GetItem"));
     let failed = send::handle(&flaky, &meeting(&openid), "inv-retried", deadline).await;
     assert!(failed.is_err_and(|e| e.status() == 500));
     assert_eq!(env.inbox(&openid).await.len(), 1);
@@ -518,13 +495,22 @@ async fn a_held_claim_stops_only_the_messages_on_its_page() {
     assert_eq!(expired.map(|c| c.messages.len()), Some(1));
 }
 
-/// Refuses every UpdateItem on one table, as a DynamoDB outage would.
+/// Refuses every request of one operation on one table, as a DynamoDB outage would.
 #[derive(Debug)]
-struct FailUpdatesOn(String);
+struct FailOn {
+    op: &'static str,
+    table: String,
+}
 
-impl aws_sdk_dynamodb::config::Intercept for FailUpdatesOn {
+impl FailOn {
+    fn messages(env: &TestEnv, op: &'static str) -> Self {
+        FailOn { op, table: env.tables["MESSAGES_TABLE"].clone() }
+    }
+}
+
+impl aws_sdk_dynamodb::config::Intercept for FailOn {
     fn name(&self) -> &'static str {
-        "fail-updates"
+        "fail-on"
     }
 
     fn read_before_transmit(
@@ -534,7 +520,7 @@ impl aws_sdk_dynamodb::config::Intercept for FailUpdatesOn {
         _cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         let (op, body) = integration_tests::dynamodb_request(ctx);
-        if op == "UpdateItem" && body["TableName"] == self.0.as_str() {
+        if op == self.op && body["TableName"] == self.table.as_str() {
             return Err("injected: DynamoDB unavailable".into());
         }
         Ok(())
@@ -547,7 +533,7 @@ async fn an_unrecorded_send_keeps_its_shard_claimed_so_it_is_not_sent_again_at_o
     let (openid, _) = user_with_credits(&env, 1).await;
     let (_, created) = post(&env, &meeting(&openid)).await;
     let id = created["id"].as_str().expect("id").to_string();
-    let doomed = integration_tests::intercepted_container(&env, FailUpdatesOn(env.tables["MESSAGES_TABLE"].clone()));
+    let doomed = integration_tests::intercepted_container(&env, FailOn::messages(&env, "UpdateItem"));
     // WeChat accepts the message, then every try of the outcome write fails.
     let report = send::dispatch_due(&doomed, "doomed", Instant::now() + Duration::from_secs(60)).await;
     assert_eq!((report.claimed, report.sent, report.lost), (1, 0, 1), "{report:?}");
