@@ -63,14 +63,22 @@ pub fn dynamodb_request(ctx: &BeforeTransmitInterceptorContextRef<'_>) -> (Strin
 /// Another container over the same tables and simulator whose DynamoDB
 /// client runs `interceptor` on every request (to record or refuse them).
 pub fn intercepted_container(env: &TestEnv, interceptor: impl Intercept + 'static) -> Arc<Services> {
-    env.container_with(aws_sdk_dynamodb::Client::from_conf(env.db.config().to_builder().interceptor(interceptor).build()))
+    env.container_with(aws_sdk_dynamodb::Client::from_conf(
+        env.db.config().to_builder().interceptor(interceptor).build(),
+    ))
 }
 
 /// A function's debug binary, as `cargo build --workspace --bins` leaves it
 /// (`make test` builds them first), to start the way Lambda does.
 pub fn debug_binary(name: &str) -> devstack::lambda_process::LambdaBinary {
-    let target = std::env::var("CARGO_TARGET_DIR").map(std::path::PathBuf::from).unwrap_or_else(|_| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
     let bin = devstack::lambda_process::LambdaBinary::at(name, target.join("debug").join(name));
-    assert!(bin.path.exists(), "{} is missing: run `cargo build --workspace --bins` (make test does)", bin.path.display());
+    assert!(
+        bin.path.exists(),
+        "{} is missing: run `cargo build --workspace --bins` (make test does)",
+        bin.path.display()
+    );
     bin
 }

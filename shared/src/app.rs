@@ -7,12 +7,12 @@ use tokio::sync::OnceCell;
 
 use crate::config::{Config, SecretSource};
 use crate::error::ApiError;
+use crate::metrics;
 use crate::push::crypto::PushCipher;
 use crate::secrets::{self, AppSecret};
 use crate::store::token_cache::TokenError;
 use crate::store::{AccessTokenCache, GrantLedger, Outbox, SessionStore};
 use crate::templates::{self, TemplateDef};
-use crate::metrics;
 use crate::wechat::{HttpWechat, WechatApi};
 
 #[derive(Debug, thiserror::Error)]
@@ -60,7 +60,8 @@ impl Services {
             config.push_token = Some(token);
             config.push_aes_key = aes_key;
         }
-        let wechat = HttpWechat::new(&config.api_base, &config.appid, secret).map_err(|e| InitError::Client(e.to_string()))?;
+        let wechat =
+            HttpWechat::new(&config.api_base, &config.appid, secret).map_err(|e| InitError::Client(e.to_string()))?;
         Ok(Self::build(config, db, Arc::new(wechat)))
     }
 

@@ -14,11 +14,11 @@
 use std::borrow::Cow;
 use std::time::Duration;
 
+use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::config::{
     BehaviorVersion, Credentials, HttpClient, IdentityCache, IntoShared, Region, RuntimeComponents, SharedHttpClient,
     StalledStreamProtectionConfig,
 };
-use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use aws_smithy_async::rt::sleep::default_async_sleep;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode, TlsContext, TrustStore};
 use aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata;
@@ -145,7 +145,11 @@ pub fn https_client() -> SharedHttpClient {
 struct OneConnector(SharedHttpConnector);
 
 impl HttpClient for OneConnector {
-    fn http_connector(&self, _settings: &HttpConnectorSettings, _components: &RuntimeComponents) -> SharedHttpConnector {
+    fn http_connector(
+        &self,
+        _settings: &HttpConnectorSettings,
+        _components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
         self.0.clone()
     }
 
@@ -220,11 +224,17 @@ mod tests {
                 accepted.lock().expect("lock").push(conn); // kept open, never answered
             }
         });
-        let aws = LambdaAws { region: Region::new("us-east-1"), credentials: Credentials::new("k", "s", None, None, "test") };
+        let aws =
+            LambdaAws { region: Region::new("us-east-1"), credentials: Credentials::new("k", "s", None, None, "test") };
         let started = std::time::Instant::now();
-        let request = aws.dynamodb_at(Some(url)).get_item().table_name("t").key("k", aws_sdk_dynamodb::types::AttributeValue::S("v".into()));
+        let request = aws
+            .dynamodb_at(Some(url))
+            .get_item()
+            .table_name("t")
+            .key("k", aws_sdk_dynamodb::types::AttributeValue::S("v".into()));
         // Without an attempt timeout the request would wait forever: fail instead.
-        let result = tokio::time::timeout(ATTEMPT_TIMEOUT * 10, request.send()).await.expect("the SDK gave up by itself");
+        let result =
+            tokio::time::timeout(ATTEMPT_TIMEOUT * 10, request.send()).await.expect("the SDK gave up by itself");
         let elapsed = started.elapsed();
         let err = result.expect_err("nothing answers");
         assert!(matches!(err, aws_sdk_dynamodb::error::SdkError::TimeoutError(_)), "{err:?}");

@@ -149,7 +149,10 @@ impl Config {
         let push_secret_arn = get("WECHAT_PUSH_SECRET_ARN").filter(|_| needs.push);
         if let Some(arn) = &push_secret_arn {
             if !arn.starts_with("arn:") {
-                return Err(err("WECHAT_PUSH_SECRET_ARN", "must be a Secrets Manager ARN (arn:aws:secretsmanager:...)"));
+                return Err(err(
+                    "WECHAT_PUSH_SECRET_ARN",
+                    "must be a Secrets Manager ARN (arn:aws:secretsmanager:...)",
+                ));
             }
         }
         if needs.push && push_token.is_none() && push_secret_arn.is_none() {
@@ -176,7 +179,9 @@ impl Config {
         let token_api = match get("WECHAT_TOKEN_API").as_deref() {
             None | Some("stable") => TokenApi::Stable,
             Some("classic") => TokenApi::Classic,
-            Some(other) => return Err(err("WECHAT_TOKEN_API", format!("must be 'stable' or 'classic', not '{other}'"))),
+            Some(other) => {
+                return Err(err("WECHAT_TOKEN_API", format!("must be 'stable' or 'classic', not '{other}'")))
+            }
         };
 
         let due_shards = match get("DUE_SHARDS") {
@@ -283,7 +288,10 @@ mod tests {
         let mut m = base();
         m.insert("WECHAT_PUSH_SECRET_ARN".into(), "arn:aws:secretsmanager:ap-east-1:1:secret:push".into());
         let c = Config::from_map(&m, Needs { push: true, ..Needs::default() }).expect("ARN alone is enough");
-        assert_eq!((c.push_token, c.push_secret_arn.as_deref()), (None, Some("arn:aws:secretsmanager:ap-east-1:1:secret:push")));
+        assert_eq!(
+            (c.push_token, c.push_secret_arn.as_deref()),
+            (None, Some("arn:aws:secretsmanager:ap-east-1:1:secret:push"))
+        );
         assert_eq!(check_push(Some("abc"), Some("short")).expect_err("bad key").var, "WECHAT_PUSH_AES_KEY");
     }
 

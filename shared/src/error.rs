@@ -104,9 +104,13 @@ impl From<WechatError> for ApiError {
     /// The generic mapping; routes with their own rules (login) match first.
     fn from(e: WechatError) -> Self {
         match e {
-            WechatError::Api { errcode: 45011, .. } => ApiError::RateLimited("WeChat rate limit reached, try again later".into()),
+            WechatError::Api { errcode: 45011, .. } => {
+                ApiError::RateLimited("WeChat rate limit reached, try again later".into())
+            }
             // Already logged as an error where the read failed.
-            WechatError::Secret(_) => ApiError::UpstreamUnavailable("the service cannot read its WeChat credentials, try again later".into()),
+            WechatError::Secret(_) => {
+                ApiError::UpstreamUnavailable("the service cannot read its WeChat credentials, try again later".into())
+            }
             e if e.is_transient() => {
                 tracing::warn!(error = %e, "WeChat unavailable");
                 ApiError::UpstreamUnavailable("WeChat is busy or unreachable, try again later".into())

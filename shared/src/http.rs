@@ -10,7 +10,8 @@ pub type HttpResult = Result<Response<Body>, ApiError>;
 
 fn with_type(status: u16, body: Body, content_type: &'static str) -> Response<Body> {
     let mut resp = Response::new(body);
-    *resp.status_mut() = lambda_http::http::StatusCode::from_u16(status).unwrap_or(lambda_http::http::StatusCode::INTERNAL_SERVER_ERROR);
+    *resp.status_mut() =
+        lambda_http::http::StatusCode::from_u16(status).unwrap_or(lambda_http::http::StatusCode::INTERNAL_SERVER_ERROR);
     resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     resp
 }
@@ -96,8 +97,12 @@ pub fn opt_str(body: &Map<String, Value>, key: &str, max: usize) -> Result<Optio
     match body.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.is_empty() => Err(ApiError::invalid(format!("{key} must not be empty"))),
-        Some(Value::String(s)) if s.chars().count() > max => Err(ApiError::invalid(format!("{key} is longer than {max} characters"))),
-        Some(Value::String(s)) if s.chars().any(char::is_control) => Err(ApiError::invalid(format!("{key} contains control characters"))),
+        Some(Value::String(s)) if s.chars().count() > max => {
+            Err(ApiError::invalid(format!("{key} is longer than {max} characters")))
+        }
+        Some(Value::String(s)) if s.chars().any(char::is_control) => {
+            Err(ApiError::invalid(format!("{key} contains control characters")))
+        }
         Some(Value::String(s)) => Ok(Some(s.clone())),
         Some(_) => Err(ApiError::invalid(format!("{key} must be a string"))),
     }

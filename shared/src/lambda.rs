@@ -1,8 +1,8 @@
 //! The Lambda side of every function: load config once per cold start, build
 //! the clients once, then map each event to its handler.
 
-use lambda_http::{Body, Request, RequestExt, Response};
 use futures::future::BoxFuture;
+use lambda_http::{Body, Request, RequestExt, Response};
 use lambda_runtime::LambdaEvent;
 use serde_json::Value;
 

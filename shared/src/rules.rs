@@ -175,16 +175,15 @@ fn phrase(v: &str) -> bool {
 /// no index or is not of the `type<digits>` shape.
 pub fn keyword_type(key: &str) -> Option<&str> {
     let kind = key.trim_end_matches(|c: char| c.is_ascii_digit());
-    let valid = !kind.is_empty()
-        && kind.len() < key.len()
-        && kind.chars().all(|c| c.is_ascii_lowercase() || c == '_');
+    let valid = !kind.is_empty() && kind.len() < key.len() && kind.chars().all(|c| c.is_ascii_lowercase() || c == '_');
     valid.then_some(kind)
 }
 
 /// Checks one value against its key's rule (and the template's enum list).
 pub fn check(key: &str, value: &str, template: &TemplateDef) -> Result<(), RuleViolation> {
     let violation = |rule: String| RuleViolation { key: key.to_string(), rule };
-    let kind = keyword_type(key).ok_or_else(|| violation("the key must be a keyword type and index, such as thing1".into()))?;
+    let kind = keyword_type(key)
+        .ok_or_else(|| violation("the key must be a keyword type and index, such as thing1".into()))?;
     if value.is_empty() {
         return Err(violation("must not be empty".into()));
     }
@@ -198,10 +197,8 @@ pub fn check(key: &str, value: &str, template: &TemplateDef) -> Result<(), RuleV
             None => Err(violation("enum: no values are configured for this key in TEMPLATES".into())),
         };
     }
-    let rule = RULES
-        .iter()
-        .find(|r| r.kind == kind)
-        .ok_or_else(|| violation(format!("unknown keyword type '{kind}'")))?;
+    let rule =
+        RULES.iter().find(|r| r.kind == kind).ok_or_else(|| violation(format!("unknown keyword type '{kind}'")))?;
     if (rule.check)(value) {
         Ok(())
     } else {

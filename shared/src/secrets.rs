@@ -37,7 +37,8 @@ fn json_field(raw: &str, keys: &[&str]) -> Option<String> {
 /// `AppSecret` field of a JSON secret.
 pub fn app_secret(raw: &str) -> Result<String, String> {
     if raw.trim_start().starts_with('{') {
-        return json_field(raw, &["WECHAT_SECRET", "secret", "AppSecret"]).ok_or_else(|| "JSON secret without a WECHAT_SECRET field".into());
+        return json_field(raw, &["WECHAT_SECRET", "secret", "AppSecret"])
+            .ok_or_else(|| "JSON secret without a WECHAT_SECRET field".into());
     }
     Ok(raw.trim().to_string())
 }
@@ -45,7 +46,8 @@ pub fn app_secret(raw: &str) -> Result<String, String> {
 /// The push Token and EncodingAESKey from a JSON secret:
 /// `{"token":"...","aes_key":"..."}` (or the variable names as keys).
 pub fn push_secret(raw: &str) -> Result<(String, Option<String>), String> {
-    let token = json_field(raw, &["token", "WECHAT_PUSH_TOKEN"]).ok_or_else(|| "JSON secret without a \"token\" field".to_string())?;
+    let token = json_field(raw, &["token", "WECHAT_PUSH_TOKEN"])
+        .ok_or_else(|| "JSON secret without a \"token\" field".to_string())?;
     let aes_key = json_field(raw, &["aes_key", "WECHAT_PUSH_AES_KEY"]).filter(|k| !k.is_empty());
     Ok((token, aes_key))
 }

@@ -47,8 +47,9 @@ struct ConfigEntry {
 
 /// Parses the `TEMPLATES` variable: `[{"id","kind","enums"?}]`.
 pub fn parse_config(text: &str) -> Result<HashMap<String, TemplateDef>, String> {
-    let entries: Vec<ConfigEntry> = serde_json::from_str(text)
-        .map_err(|e| format!("must be a JSON list of {{\"id\",\"kind\":\"one_time\"|\"long_term\",\"enums\"?}}: {e}"))?;
+    let entries: Vec<ConfigEntry> = serde_json::from_str(text).map_err(|e| {
+        format!("must be a JSON list of {{\"id\",\"kind\":\"one_time\"|\"long_term\",\"enums\"?}}: {e}")
+    })?;
     let mut out = HashMap::new();
     for e in entries {
         if e.id.is_empty() || e.id.len() > 128 {
@@ -117,15 +118,23 @@ mod tests {
 
     #[test]
     fn parses_config_with_enums() {
-        let m = parse_config(r#"[{"id":"A","kind":"one_time"},{"id":"B","kind":"long_term","enums":{"enum2":["待支付","已支付"]}}]"#)
-            .expect("valid");
+        let m = parse_config(
+            r#"[{"id":"A","kind":"one_time"},{"id":"B","kind":"long_term","enums":{"enum2":["待支付","已支付"]}}]"#,
+        )
+        .expect("valid");
         assert_eq!(m["A"].kind, TemplateKind::OneTime);
         assert_eq!(m["B"].enums["enum2"], vec!["待支付", "已支付"]);
     }
 
     #[test]
     fn rejects_bad_config() {
-        for bad in ["", "{}", "[]", r#"[{"id":"A","kind":"weekly"}]"#, r#"[{"id":"A","kind":"one_time"},{"id":"A","kind":"one_time"}]"#] {
+        for bad in [
+            "",
+            "{}",
+            "[]",
+            r#"[{"id":"A","kind":"weekly"}]"#,
+            r#"[{"id":"A","kind":"one_time"},{"id":"A","kind":"one_time"}]"#,
+        ] {
             assert!(parse_config(bad).is_err(), "{bad}");
         }
     }

@@ -35,7 +35,10 @@ pub fn reqwest_builder() -> Result<reqwest::ClientBuilder, rustls::Error> {
 mod tests {
     #[test]
     fn wechats_roots_are_trusted() {
-        let compiled_in: Vec<String> = webpki_roots::TLS_SERVER_ROOTS.iter().map(|t| String::from_utf8_lossy(t.subject.as_ref()).into_owned()).collect();
+        let compiled_in: Vec<String> = webpki_roots::TLS_SERVER_ROOTS
+            .iter()
+            .map(|t| String::from_utf8_lossy(t.subject.as_ref()).into_owned())
+            .collect();
         assert!(compiled_in.iter().any(|n| n.contains("DigiCert Global Root G2")), "G2 missing from webpki-roots");
         super::client_config().expect("TLS config with the bundled G1 root");
         assert!(String::from_utf8_lossy(super::EXTRA_ROOTS_PEM).contains("BEGIN CERTIFICATE"));

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::types::AttributeValue;
-use integration_tests::{call, dynamodb_request, grant, intercepted_container, logged_in, Options, TestEnv, APPID, LONG_TERM, ONE_TIME};
+use integration_tests::{
+    call, dynamodb_request, grant, intercepted_container, logged_in, Options, TestEnv, APPID, LONG_TERM, ONE_TIME,
+};
 use serde_json::json;
 use shared::app::Services;
 use shared::handlers::send;
@@ -42,7 +44,8 @@ impl Intercept for Requests {
         _cfg: &mut ConfigBag,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         let (op, body) = dynamodb_request(ctx);
-        let mut tables: Vec<String> = body["RequestItems"].as_object().into_iter().flatten().map(|(k, _)| k.clone()).collect();
+        let mut tables: Vec<String> =
+            body["RequestItems"].as_object().into_iter().flatten().map(|(k, _)| k.clone()).collect();
         tables.extend(body["TableName"].as_str().map(String::from));
         self.0.lock().unwrap_or_else(|p| p.into_inner()).push((op, tables));
         Ok(())
@@ -78,7 +81,11 @@ async fn a_fresh_container_reads_the_stored_token_with_its_first_page() {
 
     let (svc, requests) = fresh_container(&env);
     assert_eq!(tick(&svc).await.sent, 1);
-    assert_eq!(requests.to_table(&env.tables["TOKENS_TABLE"]), ["BatchGetItem"], "the token came with the page, in no request of its own");
+    assert_eq!(
+        requests.to_table(&env.tables["TOKENS_TABLE"]),
+        ["BatchGetItem"],
+        "the token came with the page, in no request of its own"
+    );
     assert_eq!(env.sim_requests(TOKEN_FETCH).await, 1, "and was not fetched again");
     assert_eq!(env.inbox(&openid).await.len(), 1);
     assert_eq!(svc.tokens.get().await.expect("kept in memory"), stored);

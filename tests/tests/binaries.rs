@@ -68,10 +68,14 @@ async fn a_binary_with_a_missing_variable_stops_at_cold_start_naming_it() {
     let mut vars = function_env(&env, &dynamodb_endpoint());
     vars.remove("MESSAGES_TABLE");
     let log = log_path("messages-misconfigured");
-    let err = debug_binary("messages").cold_run(&vars, || fixture.event(&env, "messages"), 0, Duration::ZERO, &|| Duration::ZERO, &log).await.expect_err("no cold start without config");
+    let err = debug_binary("messages")
+        .cold_run(&vars, || fixture.event(&env, "messages"), 0, Duration::ZERO, &|| Duration::ZERO, &log)
+        .await
+        .expect_err("no cold start without config");
     assert!(err.contains("exited"), "{err}");
     let text = std::fs::read_to_string(&log).expect("log");
-    let line = text.lines().find(|l| l.contains("\"level\":\"ERROR\"")).unwrap_or_else(|| panic!("no error line in {text}"));
+    let line =
+        text.lines().find(|l| l.contains("\"level\":\"ERROR\"")).unwrap_or_else(|| panic!("no error line in {text}"));
     let json: serde_json::Value = serde_json::from_str(line).expect("a JSON log line");
     assert_eq!(json["fields"]["variable"], "MESSAGES_TABLE", "{line}");
 }

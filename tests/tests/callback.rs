@@ -2,7 +2,9 @@
 
 use std::time::{Duration, Instant};
 
-use integration_tests::{call, code, grant, logged_in, remaining, Options, TestEnv, APPID, LONG_TERM, ONE_TIME, PUSH_AES_KEY, PUSH_TOKEN};
+use integration_tests::{
+    call, code, grant, logged_in, remaining, Options, TestEnv, APPID, LONG_TERM, ONE_TIME, PUSH_AES_KEY, PUSH_TOKEN,
+};
 use serde_json::{json, Value};
 use shared::push::crypto;
 use wechat_sim::push::{self, PushFormat, PushMode, PushTarget};
@@ -12,14 +14,18 @@ fn target(mode: PushMode, format: PushFormat) -> PushTarget {
 }
 
 fn uri(query: &[(String, String)]) -> String {
-    let q: Vec<String> = query.iter().map(|(k, v)| format!("{k}={}", v.replace('+', "%2B").replace('/', "%2F").replace('=', "%3D"))).collect();
+    let q: Vec<String> = query
+        .iter()
+        .map(|(k, v)| format!("{k}={}", v.replace('+', "%2B").replace('/', "%2F").replace('=', "%3D")))
+        .collect();
     format!("/wechat/callback?{}", q.join("&"))
 }
 
 /// Pushes `event` as WeChat would, in `mode` and `format`; returns (status, body).
 async fn push(env: &TestEnv, event: &Value, mode: PushMode, format: PushFormat) -> (u16, String) {
     let (query, body, ctype) = push::render(&target(mode, format), APPID, event, shared::clock::now_s());
-    let (status, _, text) = devstack::gateway::invoke(&env.svc, "POST", &uri(&query), &[("content-type", ctype)], body.as_bytes()).await;
+    let (status, _, text) =
+        devstack::gateway::invoke(&env.svc, "POST", &uri(&query), &[("content-type", ctype)], body.as_bytes()).await;
     (status, text)
 }
 
@@ -123,7 +129,10 @@ async fn sent_events_mark_delivery_once() {
     let (_, b) = call(&env.svc, "GET", &format!("/messages/{}", ids[1]), None, "").await;
     assert_eq!(a["status"], "delivered");
     assert!(a["delivered_at"].is_string());
-    assert_eq!((b["status"].as_str(), b["errcode"].as_i64(), b["errmsg"].as_str()), (Some("failed"), Some(10001), Some("failed:user block")));
+    assert_eq!(
+        (b["status"].as_str(), b["errcode"].as_i64(), b["errmsg"].as_str()),
+        (Some("failed"), Some(10001), Some("failed:user block"))
+    );
     // An unknown event is acknowledged and ignored.
     let other = json!({"ToUserName": "gh_1", "FromUserName": openid, "CreateTime": 5, "MsgType": "event", "Event": "user_enter_tempsession"});
     assert_eq!(push(&env, &other, PushMode::Plain, PushFormat::Xml).await, (200, "success".to_string()));
@@ -138,7 +147,9 @@ async fn bad_pushes_get_a_4xx_and_change_nothing() {
     let set = |q: &[(String, String)], k: &str, v: &str| -> Vec<(String, String)> {
         q.iter().map(|(a, b)| (a.clone(), if a == k { v.to_string() } else { b.clone() })).collect()
     };
-    let without = |q: &[(String, String)], k: &str| -> Vec<(String, String)> { q.iter().filter(|(a, _)| a != k).cloned().collect() };
+    let without = |q: &[(String, String)], k: &str| -> Vec<(String, String)> {
+        q.iter().filter(|(a, _)| a != k).cloned().collect()
+    };
     let outer: Value = serde_json::from_str(&body).expect("json");
     let enc = outer["Encrypt"].as_str().expect("Encrypt").to_string();
     let resign = |encrypted: &str| {
@@ -156,9 +167,18 @@ async fn bad_pushes_get_a_4xx_and_change_nothing() {
         (uri(&without(&query, "timestamp")), body.clone(), 400, "invalid_request"),
         // Tampered ciphertext under the original msg_signature (CBC alone has no integrity).
         (uri(&query), json!({"ToUserName": "gh_1", "Encrypt": tampered}).to_string(), 401, "invalid_signature"),
-        { let (u, b) = resign("@@not base64@@"); (u, b, 400, "invalid_request") },
-        { let (u, b) = resign("AAAA"); (u, b, 400, "invalid_request") },
-        { let (u, b) = resign(&foreign); (u, b, 401, "invalid_signature") },
+        {
+            let (u, b) = resign("@@not base64@@");
+            (u, b, 400, "invalid_request")
+        },
+        {
+            let (u, b) = resign("AAAA");
+            (u, b, 400, "invalid_request")
+        },
+        {
+            let (u, b) = resign(&foreign);
+            (u, b, 401, "invalid_signature")
+        },
         (uri(&query), "neither json nor xml".into(), 400, "invalid_request"),
         (uri(&query), "<xml><Encrypt>unclosed".into(), 400, "invalid_request"),
         (uri(&query), format!("{{\"Encrypt\":\"{}\"}}", "A".repeat(1024 * 1024 + 1)), 413, "payload_too_large"),
@@ -203,5 +223,8 @@ async fn full_loop_through_the_simulator() {
     }
     assert_eq!(status, "delivered", "the sent event pushed by the simulator marked the message delivered");
     let pushes = env.sim_get("/sim/pushes").await;
-    assert!(pushes["pushes"].as_array().expect("pushes").iter().all(|p| p["status"] == 200 && p["answer"] == "success"), "{pushes}");
+    assert!(
+        pushes["pushes"].as_array().expect("pushes").iter().all(|p| p["status"] == 200 && p["answer"] == "success"),
+        "{pushes}"
+    );
 }

@@ -8,18 +8,9 @@ use wechat_sim::{PushFormat, PushMode};
 
 async fn stack(env: &TestEnv) -> Stack {
     let (addr, _server) = devstack::gateway::serve(env.svc.clone()).await;
-    env.set_push(
-        &format!("http://{addr}/wechat/callback"),
-        PushMode::Safe,
-        PushFormat::Json,
-    )
-    .await;
+    env.set_push(&format!("http://{addr}/wechat/callback"), PushMode::Safe, PushFormat::Json).await;
     let api = format!("http://{addr}");
-    Stack {
-        api: api.clone(),
-        sim: env.sim.base_url(),
-        invoke: api,
-    }
+    Stack { api: api.clone(), sim: env.sim.base_url(), invoke: api }
 }
 
 #[tokio::test]
@@ -34,11 +25,7 @@ async fn the_demo_fails_when_the_message_never_reaches_the_phone() {
     let env = TestEnv::start(Options::default()).await;
     let stack = stack(&env).await;
     // WeChat refuses the send: nothing lands in the inbox, and the demo says so.
-    env.fault(
-        "/cgi-bin/message/subscribe/send",
-        serde_json::json!({"errcode": 47003, "count": 5}),
-    )
-    .await;
+    env.fault("/cgi-bin/message/subscribe/send", serde_json::json!({"errcode": 47003, "count": 5})).await;
     let err = run(stack).await.expect_err("the demo must fail");
     assert!(err.contains("did not reach the phone"), "{err}");
 }

@@ -15,8 +15,7 @@ fn events_dir() -> PathBuf {
 
 fn fixture(name: &str, fill: &[(&str, &str)]) -> String {
     let path = events_dir().join(name);
-    let mut text =
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     for (placeholder, value) in fill {
         text = text.replace(placeholder, value);
     }
@@ -27,8 +26,7 @@ fn fixture(name: &str, fill: &[(&str, &str)]) -> String {
 /// way the Lambda runtime would: parsed by lambda_http itself.
 async fn http(env: &TestEnv, name: &str, fill: &[(&str, &str)]) -> (u16, Value) {
     let text = fixture(name, fill);
-    let req = lambda_http::request::from_str(&text)
-        .unwrap_or_else(|e| panic!("{name} is not an HTTP API event: {e}"));
+    let req = lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{name} is not an HTTP API event: {e}"));
     let (function, _, _) = devstack::gateway::route(req.uri().path())
         .unwrap_or_else(|| panic!("{name}: no route for {}", req.uri().path()));
     let resp = http_entry(function, &env.svc, &req).await;
@@ -38,19 +36,13 @@ async fn http(env: &TestEnv, name: &str, fill: &[(&str, &str)]) -> (u16, Value) 
         lambda_http::Body::Binary(b) => String::from_utf8_lossy(&b).into_owned(),
         _ => String::new(),
     };
-    (
-        status,
-        serde_json::from_str(&body).unwrap_or(Value::String(body)),
-    )
+    (status, serde_json::from_str(&body).unwrap_or(Value::String(body)))
 }
 
 async fn send(env: &TestEnv, name: &str, fill: &[(&str, &str)]) -> Value {
-    let event: Value =
-        serde_json::from_str(&fixture(name, fill)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let event: Value = serde_json::from_str(&fixture(name, fill)).unwrap_or_else(|e| panic!("{name}: {e}"));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    shared::handlers::send::handle(&env.svc, &event, name, deadline)
-        .await
-        .unwrap_or_else(|e| panic!("{name}: {e}"))
+    shared::handlers::send::handle(&env.svc, &event, name, deadline).await.unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
 #[tokio::test]
@@ -59,16 +51,10 @@ async fn every_fixture_is_valid_json_and_every_http_one_parses_as_an_http_api_ev
     for entry in std::fs::read_dir(events_dir()).expect("events/") {
         let path = entry.expect("entry").path();
         let text = std::fs::read_to_string(&path).expect("read");
-        let value: Value =
-            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let value: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         if value.get("version") == Some(&json!("2.0")) {
-            let req = lambda_http::request::from_str(&text)
-                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            assert!(
-                devstack::gateway::route(req.uri().path()).is_some(),
-                "{}: unrouted path",
-                path.display()
-            );
+            let req = lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert!(devstack::gateway::route(req.uri().path()).is_some(), "{}: unrouted path", path.display());
         }
         seen += 1;
     }
@@ -86,50 +72,23 @@ async fn the_user_and_business_fixtures_walk_the_whole_flow() {
     let token = login["token"].as_str().expect("token").to_string();
     let auth: &[(&str, &str)] = &[("REPLACE_WITH_TOKEN_FROM_LOGIN", &token)];
 
-    env.user_subscribes(&openid, json!({ONE_TIME: "accept"}))
-        .await;
+    env.user_subscribes(&openid, json!({ONE_TIME: "accept"})).await;
     let (status, grants) = http(&env, "subscriptions-post.json", auth).await;
-    assert_eq!(
-        (status, remaining(&grants, ONE_TIME)),
-        (200, Some(1)),
-        "{grants}"
-    );
+    assert_eq!((status, remaining(&grants, ONE_TIME)), (200, Some(1)), "{grants}");
     let (status, grants) = http(&env, "subscriptions-get.json", auth).await;
-    assert_eq!(
-        (status, remaining(&grants, ONE_TIME)),
-        (200, Some(1)),
-        "{grants}"
-    );
+    assert_eq!((status, remaining(&grants, ONE_TIME)), (200, Some(1)), "{grants}");
 
-    let (status, created) = http(
-        &env,
-        "messages-post.json",
-        &[("REPLACE_WITH_OPENID", &openid)],
-    )
-    .await;
+    let (status, created) = http(&env, "messages-post.json", &[("REPLACE_WITH_OPENID", &openid)]).await;
     assert_eq!(status, 202, "{created}");
     let id = created["id"].as_str().expect("id").to_string();
     let by_id: &[(&str, &str)] = &[("msg_REPLACE", &id)];
     let (status, doc) = http(&env, "messages-get.json", by_id).await;
-    assert_eq!(
-        (status, doc["status"].as_str()),
-        (200, Some("scheduled")),
-        "{doc}"
-    );
+    assert_eq!((status, doc["status"].as_str()), (200, Some("scheduled")), "{doc}");
     let (status, doc) = http(&env, "messages-delete.json", by_id).await;
-    assert_eq!(
-        (status, doc["status"].as_str()),
-        (200, Some("cancelled")),
-        "{doc}"
-    );
+    assert_eq!((status, doc["status"].as_str()), (200, Some("cancelled")), "{doc}");
 
     // The credit came back with the cancel; the direct invocation spends it now.
-    let sent = send(
-        &env,
-        "send-direct.json",
-        &[("REPLACE_WITH_OPENID", &openid)],
-    )
-    .await;
+    let sent = send(&env, "send-direct.json", &[("REPLACE_WITH_OPENID", &openid)]).await;
     assert_eq!(sent["status"], "sent", "{sent}");
     assert_eq!(env.inbox(&openid).await.len(), 1);
 }
@@ -138,13 +97,7 @@ async fn the_user_and_business_fixtures_walk_the_whole_flow() {
 async fn the_send_fixtures_tick_broadcast_and_schedule_from_eventbridge() {
     let env = TestEnv::start(Options::default()).await;
     let (openid, token) = logged_in(&env).await;
-    grant(
-        &env,
-        &openid,
-        &token,
-        json!({ONE_TIME: "accept", LONG_TERM: "accept"}),
-    )
-    .await;
+    grant(&env, &openid, &token, json!({ONE_TIME: "accept", LONG_TERM: "accept"})).await;
 
     let tick = send(&env, "send-scheduled.json", &[]).await;
     assert!(tick["dispatch"].is_object(), "{tick}");
@@ -157,10 +110,7 @@ async fn the_send_fixtures_tick_broadcast_and_schedule_from_eventbridge() {
     assert_eq!(broadcast["broadcast"]["scheduled"], 1, "{broadcast}");
     assert_eq!(broadcast["broadcast"]["dispatch"]["sent"], 1, "{broadcast}");
     let inbox = env.inbox(&openid).await;
-    assert!(
-        inbox.iter().any(|m| m["template_id"] == LONG_TERM),
-        "{inbox:?}"
-    );
+    assert!(inbox.iter().any(|m| m["template_id"] == LONG_TERM), "{inbox:?}");
 }
 
 #[tokio::test]
@@ -168,10 +118,7 @@ async fn every_push_fixture_is_accepted_by_the_callback_with_the_local_configura
     let env = TestEnv::start(Options::default()).await;
     let (status, echo) = http(&env, "callback-get.json", &[]).await;
     // The echostr comes back as plain text (digits, so it also reads as JSON).
-    assert_eq!(
-        (status, echo.to_string()),
-        (200, "7251963270461128017".to_string())
-    );
+    assert_eq!((status, echo.to_string()), (200, "7251963270461128017".to_string()));
     for mode in ["plain", "compat", "safe"] {
         for format in ["json", "xml"] {
             let name = format!("callback-post-{mode}-{format}.json");
@@ -184,17 +131,13 @@ async fn every_push_fixture_is_accepted_by_the_callback_with_the_local_configura
 #[tokio::test]
 async fn a_push_fixture_changed_in_transit_is_refused() {
     let env = TestEnv::start(Options::default()).await;
-    for name in [
-        "callback-post-safe-json.json",
-        "callback-post-compat-xml.json",
-    ] {
+    for name in ["callback-post-safe-json.json", "callback-post-compat-xml.json"] {
         // One character of the ciphertext changed: msg_signature no longer holds.
         let text = fixture(name, &[]);
         let at = text.find("Encrypt").expect("Encrypt") + 30;
         let mut bytes = text.into_bytes();
         bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
-        let req = lambda_http::request::from_str(&String::from_utf8(bytes).expect("utf8"))
-            .expect("event");
+        let req = lambda_http::request::from_str(&String::from_utf8(bytes).expect("utf8")).expect("event");
         let resp = http_entry(shared::lambda::HttpFunction::Callback, &env.svc, &req).await;
         assert_eq!(resp.status().as_u16(), 401, "{name}");
     }

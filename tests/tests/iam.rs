@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
-use integration_tests::{call, dynamodb_request, grant, intercepted_container, logged_in, Options, TestEnv, APPID, LONG_TERM, ONE_TIME, PUSH_AES_KEY, PUSH_TOKEN};
+use integration_tests::{
+    call, dynamodb_request, grant, intercepted_container, logged_in, Options, TestEnv, APPID, LONG_TERM, ONE_TIME,
+    PUSH_AES_KEY, PUSH_TOKEN,
+};
 use serde_json::{json, Value};
 use shared::app::Services;
 use wechat_sim::push::{self, PushFormat, PushMode, PushTarget};
@@ -46,7 +49,13 @@ impl Intercept for Recorder {
             // IAM checks each item of a transaction as its own action.
             "TransactWriteItems" | "TransactGetItems" => {
                 for item in body["TransactItems"].as_array().into_iter().flatten() {
-                    for (kind, action) in [("Put", "PutItem"), ("Update", "UpdateItem"), ("Delete", "DeleteItem"), ("ConditionCheck", "ConditionCheckItem"), ("Get", "GetItem")] {
+                    for (kind, action) in [
+                        ("Put", "PutItem"),
+                        ("Update", "UpdateItem"),
+                        ("Delete", "DeleteItem"),
+                        ("ConditionCheck", "ConditionCheckItem"),
+                        ("Get", "GetItem"),
+                    ] {
                         if let Some(inner) = item.get(kind) {
                             seen.insert((action.to_string(), table(inner), None));
                         }
@@ -81,7 +90,8 @@ fn allowed(binary: &str) -> BTreeSet<(String, String)> {
     for policy in function["Properties"]["Policies"].as_sequence().into_iter().flatten() {
         for statement in policy["Statement"].as_sequence().into_iter().flatten() {
             assert_eq!(statement["Effect"].as_str(), Some("Allow"), "{binary}: only Allow statements are expected");
-            let actions: Vec<&str> = statement["Action"].as_sequence().into_iter().flatten().filter_map(|a| a.as_str()).collect();
+            let actions: Vec<&str> =
+                statement["Action"].as_sequence().into_iter().flatten().filter_map(|a| a.as_str()).collect();
             let resources: Vec<&serde_yaml::Value> = match &statement["Resource"] {
                 serde_yaml::Value::Sequence(list) => list.iter().collect(),
                 one => vec![one],
@@ -90,8 +100,12 @@ fn allowed(binary: &str) -> BTreeSet<(String, String)> {
                 // Least privilege: IAM checks only Query and Scan against an
                 // index, so any other action granted on one is a grant too wide.
                 if resource.contains("/index/") {
-                    let item_actions: Vec<&&str> = actions.iter().filter(|a| !matches!(**a, "dynamodb:Query" | "dynamodb:Scan")).collect();
-                    assert!(item_actions.is_empty(), "{binary}: {item_actions:?} granted on the index {resource}, where only Query and Scan apply");
+                    let item_actions: Vec<&&str> =
+                        actions.iter().filter(|a| !matches!(**a, "dynamodb:Query" | "dynamodb:Scan")).collect();
+                    assert!(
+                        item_actions.is_empty(),
+                        "{binary}: {item_actions:?} granted on the index {resource}, where only Query and Scan apply"
+                    );
                 }
                 for action in &actions {
                     out.insert((action.to_string(), resource.clone()));
@@ -148,7 +162,8 @@ impl Audit {
         let used = self.recorder.take();
         assert!(!used.is_empty(), "{binary}: the flow made no DynamoDB request, so it checks nothing");
         for (action, table, index) in used {
-            let logical = self.logical.get(&table).unwrap_or_else(|| panic!("{binary}: request to an unknown table {table}"));
+            let logical =
+                self.logical.get(&table).unwrap_or_else(|| panic!("{binary}: request to an unknown table {table}"));
             let resource = match &index {
                 Some(i) => format!("{logical}/index/{i}"),
                 None => logical.clone(),
@@ -227,7 +242,8 @@ async fn every_dynamodb_action_of_send_is_in_its_policy() {
     assert_eq!(answer["broadcast"]["scheduled"], 1, "{answer}");
     // A fresh container's tick: the stored token is read with the page's BatchGetItem.
     assert_eq!(call(&env.svc, "POST", "/messages", None, &meeting(&openid).to_string()).await.0, 202);
-    let report = shared::handlers::send::handle(&audit.fresh_container(), &tick, "inv-4", deadline).await.expect("answer");
+    let report =
+        shared::handlers::send::handle(&audit.fresh_container(), &tick, "inv-4", deadline).await.expect("answer");
     assert_eq!(report["dispatch"]["sent"], 1, "{report}");
     audit.check("send");
 }
@@ -237,17 +253,33 @@ async fn every_dynamodb_action_of_callback_is_in_its_policy() {
     let audit = Audit::start(Options { grant_source_push: true, ..Options::default() }).await;
     let (env, svc) = (&audit.env, &audit.svc);
     let (openid, _) = logged_in(env).await;
-    let target = &PushTarget { url: String::new(), token: PUSH_TOKEN.into(), aes_key: Some(PUSH_AES_KEY.into()), mode: PushMode::Safe, format: PushFormat::Json };
+    let target = &PushTarget {
+        url: String::new(),
+        token: PUSH_TOKEN.into(),
+        aes_key: Some(PUSH_AES_KEY.into()),
+        mode: PushMode::Safe,
+        format: PushFormat::Json,
+    };
     let now = shared::clock::now_s();
     let pushed = |event: Value| async move {
         let (query, body, ctype) = push::render(target, APPID, &event, now);
-        let q: Vec<String> = query.iter().map(|(k, v)| format!("{k}={}", v.replace('+', "%2B").replace('/', "%2F").replace('=', "%3D"))).collect();
+        let q: Vec<String> = query
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.replace('+', "%2B").replace('/', "%2F").replace('=', "%3D")))
+            .collect();
         let uri = format!("/wechat/callback?{}", q.join("&"));
-        let (status, _, text) = devstack::gateway::invoke(svc, "POST", &uri, &[("content-type", ctype)], body.as_bytes()).await;
+        let (status, _, text) =
+            devstack::gateway::invoke(svc, "POST", &uri, &[("content-type", ctype)], body.as_bytes()).await;
         assert_eq!(status, 200, "{text}");
     };
     audit.recorder.take();
-    pushed(push::popup_event("gh_1", &openid, now, &[(ONE_TIME.into(), "accept".into()), (LONG_TERM.into(), "accept".into())])).await;
+    pushed(push::popup_event(
+        "gh_1",
+        &openid,
+        now,
+        &[(ONE_TIME.into(), "accept".into()), (LONG_TERM.into(), "accept".into())],
+    ))
+    .await;
     pushed(push::change_event("gh_1", &openid, now + 1, LONG_TERM)).await;
     // A message to report on, scheduled and sent by the unrecorded services
     // (the simulator learns of the user's acceptance from its own popup).

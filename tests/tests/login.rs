@@ -70,7 +70,8 @@ async fn wechat_errors_map_to_contract_codes() {
     assert_eq!((status, code(&body)), (401, "invalid_code"));
 
     // Blocked user: 40226.
-    let blocked = env.sim_post("/sim/users", json!({"blocked": true})).await["openid"].as_str().expect("openid").to_string();
+    let blocked =
+        env.sim_post("/sim/users", json!({"blocked": true})).await["openid"].as_str().expect("openid").to_string();
     let c = env.login_code(&blocked).await;
     let (status, body) = login(&env, &json!({"code": c}).to_string()).await;
     assert_eq!((status, code(&body)), (403, "code_blocked"));
@@ -117,8 +118,11 @@ async fn busy_once_is_retried_down_is_503() {
     // WeChat unreachable altogether.
     let mut vars = env.vars.clone();
     vars.insert("WECHAT_API_BASE".into(), "http://127.0.0.1:9".into());
-    let config = shared::config::Config::from_map(&vars, shared::config::Needs { secret: true, ..Default::default() }).expect("config");
-    let wechat = shared::wechat::HttpWechat::new(&config.api_base, &config.appid, shared::secrets::AppSecret::plain("s")).expect("client");
+    let config = shared::config::Config::from_map(&vars, shared::config::Needs { secret: true, ..Default::default() })
+        .expect("config");
+    let wechat =
+        shared::wechat::HttpWechat::new(&config.api_base, &config.appid, shared::secrets::AppSecret::plain("s"))
+            .expect("client");
     let down = shared::app::Services::build(config, env.db.clone(), Arc::new(wechat));
     let (status, body) = call(&down, "POST", "/login", None, r#"{"code":"abc"}"#).await;
     assert_eq!((status, code(&body)), (503, "upstream_unavailable"));
@@ -164,9 +168,9 @@ async fn raw_token_is_not_stored_and_expired_sessions_are_refused() {
     assert!(!dump.contains(&token), "the raw token is in the table");
     assert!(dump.contains(&shared::ids::sha256_hex(token.as_bytes())));
 
-    let expires_at = env.svc.sessions.lookup(&token, shared::clock::now_s()).await.expect("store").expect("live").expires_at;
+    let expires_at =
+        env.svc.sessions.lookup(&token, shared::clock::now_s()).await.expect("store").expect("live").expires_at;
     let later = env.svc.sessions.lookup(&token, expires_at).await.expect("store");
     assert!(later.is_none(), "a session is refused once it expires, even before TTL deletes it");
     assert!(env.svc.sessions.lookup("forged-token", shared::clock::now_s()).await.expect("store").is_none());
 }
-

@@ -28,7 +28,11 @@ impl Write for Captured {
 async fn session_key_and_secret_never_logged() {
     let captured = Captured::default();
     let sink = captured.clone();
-    let subscriber = tracing_subscriber::fmt().json().with_max_level(tracing::Level::TRACE).with_writer(move || sink.clone()).finish();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || sink.clone())
+        .finish();
     tracing::subscriber::set_global_default(subscriber).expect("the only subscriber of this test binary");
 
     let env = TestEnv::start(Options::default()).await;

@@ -5,9 +5,13 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::config::interceptors::{BeforeDeserializationInterceptorContextMut, BeforeTransmitInterceptorContextRef};
+use aws_sdk_dynamodb::config::interceptors::{
+    BeforeDeserializationInterceptorContextMut, BeforeTransmitInterceptorContextRef,
+};
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
-use integration_tests::{call, dynamodb_request, grant, intercepted_container, logged_in, remaining, Options, TestEnv, ONE_TIME};
+use integration_tests::{
+    call, dynamodb_request, grant, intercepted_container, logged_in, remaining, Options, TestEnv, ONE_TIME,
+};
 use serde_json::{json, Value};
 use shared::handlers::send;
 
@@ -48,7 +52,12 @@ impl Intercept for LoseFirstAnswer {
         "lose-first-answer"
     }
 
-    fn read_before_transmit(&self, ctx: &BeforeTransmitInterceptorContextRef<'_>, _rc: &RuntimeComponents, _cfg: &mut ConfigBag) -> Result<(), BoxError> {
+    fn read_before_transmit(
+        &self,
+        ctx: &BeforeTransmitInterceptorContextRef<'_>,
+        _rc: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
         let (op, body) = dynamodb_request(ctx);
         let ours = self.ops.contains(&op.as_str()) && self.table.as_deref().is_none_or(|t| body["TableName"] == t);
         let mut s = self.state.lock().expect("lock");
@@ -80,7 +89,11 @@ async fn grants(env: &TestEnv, token: &str) -> Value {
 /// A user accepts the one-time template once and the mini-program reports
 /// it (with `request_id`, if given) through a container whose first write
 /// among `ops` loses its answer. The grants answered, and the user's token.
-async fn one_accept_reported_losing_an_answer(env: &TestEnv, ops: &'static [&'static str], request_id: Option<&str>) -> (Value, String) {
+async fn one_accept_reported_losing_an_answer(
+    env: &TestEnv,
+    ops: &'static [&'static str],
+    request_id: Option<&str>,
+) -> (Value, String) {
     let (openid, token) = logged_in(env).await;
     let loss = LoseFirstAnswer::of(ops, None);
     let svc = intercepted_container(env, loss.clone());

@@ -22,7 +22,13 @@ fn production_vars(env: &TestEnv, sm: &SecretsManager) -> (HashMap<String, Strin
     (vars, app, push)
 }
 
-async fn run(env: &TestEnv, fixture: &Fixture, vars: &HashMap<String, String>, name: &str, warm: usize) -> (ColdRun, PathBuf) {
+async fn run(
+    env: &TestEnv,
+    fixture: &Fixture,
+    vars: &HashMap<String, String>,
+    name: &str,
+    warm: usize,
+) -> (ColdRun, PathBuf) {
     let log = std::env::temp_dir().join(format!("wx-secrets-{name}-{}.log", std::process::id()));
     let run = debug_binary(name)
         .cold_run(vars, || fixture.event(env, name), warm, Duration::ZERO, &|| Duration::ZERO, &log)
@@ -97,7 +103,10 @@ async fn an_unreadable_app_secret_is_a_503_with_a_code_and_an_error_line_not_a_d
     // The failed read is not kept: the warm login tried again.
     assert_eq!(sm.reads(missing), 2);
     let text = std::fs::read_to_string(&log).expect("log");
-    let line = text.lines().find(|l| l.contains("\"level\":\"ERROR\"") && l.contains("WECHAT_SECRET_ARN")).unwrap_or_else(|| panic!("no error line in {text}"));
+    let line = text
+        .lines()
+        .find(|l| l.contains("\"level\":\"ERROR\"") && l.contains("WECHAT_SECRET_ARN"))
+        .unwrap_or_else(|| panic!("no error line in {text}"));
     assert!(line.contains("ResourceNotFoundException"), "{line}");
 }
 
@@ -111,11 +120,16 @@ async fn an_app_secret_reset_in_the_console_is_read_again_once_wechat_refuses_th
     assert_eq!(sm.put("wechat-app", "before-the-reset"), app);
     let log = std::env::temp_dir().join(format!("wx-secrets-rotation-{}.log", std::process::id()));
     let running = debug_binary("login").start(&vars, &log).await.expect("login starts");
-    let login = || async { running.invoke(fixture.event(&env, "login").await.expect("event")).await.expect("an answer").1 };
+    let login =
+        || async { running.invoke(fixture.event(&env, "login").await.expect("event")).await.expect("an answer").1 };
 
     let refused = login().await;
     let body: Value = serde_json::from_str(refused["body"].as_str().unwrap_or_default()).expect("a JSON body");
-    assert_eq!((refused["statusCode"].as_u64(), body["error"]["code"].as_str()), (Some(502), Some("upstream_error")), "{refused}");
+    assert_eq!(
+        (refused["statusCode"].as_u64(), body["error"]["code"].as_str()),
+        (Some(502), Some("upstream_error")),
+        "{refused}"
+    );
     // The operator puts the new AppSecret into the secret; no redeployment.
     sm.put("wechat-app", SECRET);
     assert_eq!(login().await["statusCode"], 200);

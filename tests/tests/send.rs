@@ -98,7 +98,8 @@ async fn no_credit_means_no_grant_and_cancel_returns_it() {
     // A sent message cannot be cancelled.
     let (_, now) = post(&env, &meeting(&openid)).await;
     tick(&env).await;
-    let (status, e) = call(&env.svc, "DELETE", &format!("/messages/{}", now["id"].as_str().expect("id")), None, "").await;
+    let (status, e) =
+        call(&env.svc, "DELETE", &format!("/messages/{}", now["id"].as_str().expect("id")), None, "").await;
     assert_eq!((status, code(&e)), (409, "already_sent"));
 }
 
@@ -135,7 +136,13 @@ async fn every_bad_input_gets_its_4xx_and_stores_nothing() {
         (with(&|b| b["data"] = json!([])), 400, "invalid_request"),
         (with(&|b| b["data"]["thing1"] = json!(true)), 400, "invalid_request"),
         (with(&|b| b["openid"] = json!(5)), 400, "invalid_request"),
-        (with(&|b| { b.as_object_mut().map(|o| o.remove("openid")); }), 400, "invalid_request"),
+        (
+            with(&|b| {
+                b.as_object_mut().map(|o| o.remove("openid"));
+            }),
+            400,
+            "invalid_request",
+        ),
         (with(&|b| b["send_at"] = json!("tomorrow at nine")), 400, "invalid_request"),
         (with(&|b| b["lang"] = json!("fr_FR")), 400, "invalid_request"),
         (with(&|b| b["miniprogram_state"] = json!("beta")), 400, "invalid_request"),
@@ -167,7 +174,8 @@ async fn transient_failures_retry_with_the_credit_kept() {
         let doc = get(&env, created["id"].as_str().expect("id")).await;
         assert_eq!(doc["status"], "scheduled", "{fault}: back in the queue");
         assert_eq!(doc["attempts"], 1);
-        let (_, _) = call(&env.svc, "DELETE", &format!("/messages/{}", created["id"].as_str().expect("id")), None, "").await;
+        let (_, _) =
+            call(&env.svc, "DELETE", &format!("/messages/{}", created["id"].as_str().expect("id")), None, "").await;
     }
     assert_eq!(remaining(&grants(&env, &token).await, ONE_TIME), Some(2), "credits kept, then returned by cancel");
     assert!(env.inbox(&openid).await.is_empty());
@@ -257,7 +265,12 @@ async fn eight_dispatchers_deliver_a_thousand_messages_exactly_once() {
     }
     let mut ids = Vec::new();
     for chunk in openids.chunks(20) {
-        let created = join_all(chunk.iter().flat_map(|o| (0..per_user).map(move |_| o)).map(|o| { let body = meeting(o); let env = &env; async move { post(env, &body).await } })).await;
+        let created = join_all(chunk.iter().flat_map(|o| (0..per_user).map(move |_| o)).map(|o| {
+            let body = meeting(o);
+            let env = &env;
+            async move { post(env, &body).await }
+        }))
+        .await;
         for (status, body) in created {
             assert_eq!(status, 202, "{body}");
             ids.push(body["id"].as_str().expect("id").to_string());
@@ -268,9 +281,12 @@ async fn eight_dispatchers_deliver_a_thousand_messages_exactly_once() {
 
     let dispatchers = (0..8).map(|i| {
         let svc = env.another_container();
-        tokio::spawn(async move { send::dispatch_due(&svc, &format!("d{i}"), Instant::now() + Duration::from_secs(120)).await })
+        tokio::spawn(async move {
+            send::dispatch_due(&svc, &format!("d{i}"), Instant::now() + Duration::from_secs(120)).await
+        })
     });
-    let reports: Vec<send::DispatchReport> = join_all(dispatchers).await.into_iter().map(|r| r.expect("task")).collect();
+    let reports: Vec<send::DispatchReport> =
+        join_all(dispatchers).await.into_iter().map(|r| r.expect("task")).collect();
     let sent: usize = reports.iter().map(|r| r.sent).sum();
     assert_eq!(sent, ids.len(), "{reports:?}");
     assert!(reports.iter().all(|r| r.lost == 0 && r.failed == 0), "{reports:?}");
@@ -306,7 +322,15 @@ async fn a_dead_dispatchers_claims_are_delivered_later_once() {
         let now = shared::clock::now_ms();
         let due = env.svc.outbox.due(shard, now, 100).await.expect("due");
         if !due.is_empty() {
-            claimed.extend(env.svc.outbox.claim_page(shard, due, "dead", now + 1500, now, None).await.expect("claim").expect("free shard").messages);
+            claimed.extend(
+                env.svc
+                    .outbox
+                    .claim_page(shard, due, "dead", now + 1500, now, None)
+                    .await
+                    .expect("claim")
+                    .expect("free shard")
+                    .messages,
+            );
         }
     }
     assert_eq!(claimed.len(), 3);
@@ -317,7 +341,12 @@ async fn a_dead_dispatchers_claims_are_delivered_later_once() {
     assert_eq!(tick(&env).await.claimed, 0);
     assert_eq!(env.inbox(&openid).await.len(), 3);
     // The dead dispatcher waking up cannot record anything over the new owner.
-    let late = env.svc.outbox.finish(&claimed[0], 1, &shared::store::outbox::Finish::Sent { msgid: 1 }, 0).await.expect("store");
+    let late = env
+        .svc
+        .outbox
+        .finish(&claimed[0], 1, &shared::store::outbox::Finish::Sent { msgid: 1 }, 0)
+        .await
+        .expect("store");
     assert!(!late, "a lost lease writes nothing");
 }
 
@@ -331,7 +360,9 @@ async fn direct_invocation_raw_and_eventbridge_wrapped() {
     let wrapped = json!({"version": "0", "id": "ev-1", "detail-type": "SendMessage", "source": "my.app", "detail": meeting(&openid)});
     let doc = send::handle(&env.svc, &wrapped, "inv-2", deadline).await.expect("answer");
     assert_eq!(doc["status"], "sent", "{doc}");
-    let refused = send::handle(&env.svc, &meeting(&openid), "inv-3", deadline).await.expect("a normal answer, not a function error");
+    let refused = send::handle(&env.svc, &meeting(&openid), "inv-3", deadline)
+        .await
+        .expect("a normal answer, not a function error");
     assert_eq!(code(&refused), "no_grant");
     let bad = send::handle(&env.svc, &json!({"openid": openid}), "inv-4", deadline).await.expect("normal answer");
     assert_eq!(code(&bad), "invalid_request");
@@ -409,7 +440,9 @@ async fn a_refresh_that_outlives_its_lease_still_uses_the_token_wechat_issued() 
     // And it works: a message goes out with it.
     let (openid, login) = logged_in(&env).await;
     grant(&env, &openid, &login, json!({ONE_TIME: "accept"})).await;
-    let (status, _) = post(&env, &json!({"openid": openid, "template_id": ONE_TIME, "data": {"thing1": "评审会", "time2": "15:00"}})).await;
+    let (status, _) =
+        post(&env, &json!({"openid": openid, "template_id": ONE_TIME, "data": {"thing1": "评审会", "time2": "15:00"}}))
+            .await;
     assert_eq!(status, 202);
     assert_eq!(tick(&env).await.sent, 1);
 }
@@ -433,7 +466,14 @@ async fn a_message_on_a_dispatchers_page_reads_sending_and_nothing_else_can_take
     let id = created["id"].as_str().expect("id").to_string();
     let (shard, page) = page_with(&env, &id).await;
     let now = shared::clock::now_ms();
-    let claimed = env.svc.outbox.claim_page(shard, page, "holder", now + 60_000, now, None).await.expect("claim").expect("free shard").messages;
+    let claimed = env
+        .svc
+        .outbox
+        .claim_page(shard, page, "holder", now + 60_000, now, None)
+        .await
+        .expect("claim")
+        .expect("free shard")
+        .messages;
     assert_eq!(claimed.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), [id.as_str()]);
 
     assert_eq!(get(&env, &id).await["status"], "sending", "the holder is sending it");
@@ -467,7 +507,14 @@ async fn a_message_cancelled_after_the_index_was_read_is_not_sent() {
     let (status, doc) = call(&env.svc, "DELETE", &format!("/messages/{id}"), None, "").await;
     assert_eq!((status, doc["status"].as_str()), (200, Some("cancelled")));
     let now = shared::clock::now_ms();
-    let claimed = env.svc.outbox.claim_page(shard, page, "late", now + 60_000, now, None).await.expect("claim").expect("free shard").messages;
+    let claimed = env
+        .svc
+        .outbox
+        .claim_page(shard, page, "late", now + 60_000, now, None)
+        .await
+        .expect("claim")
+        .expect("free shard")
+        .messages;
     assert!(claimed.is_empty(), "the claim reads the table, not the stale page");
     env.svc.outbox.release_page(shard, "late").await.expect("release");
     assert_eq!(env.sim_requests(SEND).await, 0);
@@ -482,7 +529,12 @@ async fn a_held_claim_stops_only_the_messages_on_its_page() {
     let first = first["id"].as_str().expect("id").to_string();
     let (shard, page) = page_with(&env, &first).await;
     let now = shared::clock::now_ms();
-    env.svc.outbox.claim_page(shard, page, "holder", now + 60_000, now, None).await.expect("claim").expect("free shard");
+    env.svc
+        .outbox
+        .claim_page(shard, page, "holder", now + 60_000, now, None)
+        .await
+        .expect("claim")
+        .expect("free shard");
     // A message that was not on the page stays the business's to cancel, whatever its shard.
     let mut later = meeting(&openid);
     later["send_at"] = json!("2099-01-01T09:00:00+08:00");
@@ -491,7 +543,12 @@ async fn a_held_claim_stops_only_the_messages_on_its_page() {
     let (status, doc) = call(&env.svc, "DELETE", &format!("/messages/{second}"), None, "").await;
     assert_eq!((status, doc["status"].as_str()), (200, Some("cancelled")), "{doc}");
     // And once the hold runs out, the page's message is anyone's to deliver again.
-    let expired = env.svc.outbox.claim_page(shard, page_with(&env, &first).await.1, "next", now + 60_000, now + 61_000, None).await.expect("claim");
+    let expired = env
+        .svc
+        .outbox
+        .claim_page(shard, page_with(&env, &first).await.1, "next", now + 60_000, now + 61_000, None)
+        .await
+        .expect("claim");
     assert_eq!(expired.map(|c| c.messages.len()), Some(1));
 }
 
@@ -560,14 +617,18 @@ async fn direct_invocations_racing_ticks_deliver_each_message_once() {
     // while four containers tick over the same shards.
     let directs = openids.iter().flat_map(|o| (0..per_user).map(move |i| (o.clone(), i))).map(|(o, i)| {
         let svc = env.another_container();
-        tokio::spawn(async move { send::handle(&svc, &meeting(&o), &format!("inv-{o}-{i}"), Instant::now() + Duration::from_secs(60)).await })
+        tokio::spawn(async move {
+            send::handle(&svc, &meeting(&o), &format!("inv-{o}-{i}"), Instant::now() + Duration::from_secs(60)).await
+        })
     });
     let ticks = (0..4).map(|i| {
         let svc = env.another_container();
         tokio::spawn(async move {
             let mut reports = Vec::new();
             for _ in 0..10 {
-                reports.push(send::dispatch_due(&svc, &format!("tick{i}"), Instant::now() + Duration::from_secs(60)).await);
+                reports.push(
+                    send::dispatch_due(&svc, &format!("tick{i}"), Instant::now() + Duration::from_secs(60)).await,
+                );
             }
             reports
         })

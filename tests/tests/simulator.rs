@@ -10,7 +10,15 @@ async fn get(env: &TestEnv, path: &str) -> Value {
 }
 
 async fn post(env: &TestEnv, path: &str, body: &Value) -> Value {
-    env.http.post(format!("{}{path}", env.sim.base_url())).json(body).send().await.expect("sim").json().await.expect("json")
+    env.http
+        .post(format!("{}{path}", env.sim.base_url()))
+        .json(body)
+        .send()
+        .await
+        .expect("sim")
+        .json()
+        .await
+        .expect("json")
 }
 
 async fn classic(env: &TestEnv) -> Value {
@@ -18,7 +26,12 @@ async fn classic(env: &TestEnv) -> Value {
 }
 
 async fn stable(env: &TestEnv, force: bool) -> Value {
-    post(env, "/cgi-bin/stable_token", &json!({"grant_type": "client_credential", "appid": APPID, "secret": SECRET, "force_refresh": force})).await
+    post(
+        env,
+        "/cgi-bin/stable_token",
+        &json!({"grant_type": "client_credential", "appid": APPID, "secret": SECRET, "force_refresh": force}),
+    )
+    .await
 }
 
 async fn send(env: &TestEnv, token: &str, body: &Value) -> Value {
@@ -37,7 +50,9 @@ async fn classic_token_invalidates_the_previous_after_five_minutes() {
     let second = classic(&env).await;
     assert_ne!(tok(&first), tok(&second));
     let e = &env;
-    let probe = move |t: String| async move { get(e, &format!("/wxaapi/newtmpl/gettemplate?access_token={t}")).await["errcode"].as_i64() };
+    let probe = move |t: String| async move {
+        get(e, &format!("/wxaapi/newtmpl/gettemplate?access_token={t}")).await["errcode"].as_i64()
+    };
     assert_eq!(probe(tok(&first)).await, Some(0), "still valid during the overlap");
     env.advance_clock(301).await;
     assert_eq!(probe(tok(&first)).await, Some(40001));
@@ -114,7 +129,13 @@ async fn faults_and_login_quota() {
     assert_eq!(stable(&env, false).await["errcode"], -1);
     assert!(stable(&env, false).await["access_token"].is_string(), "the fault is used up");
     env.fault("/cgi-bin/stable_token", json!({"http_status": 503})).await;
-    let resp = env.http.post(format!("{}/cgi-bin/stable_token", env.sim.base_url())).json(&json!({})).send().await.expect("sim");
+    let resp = env
+        .http
+        .post(format!("{}/cgi-bin/stable_token", env.sim.base_url()))
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("sim");
     assert_eq!(resp.status().as_u16(), 503);
     env.fault("/cgi-bin/stable_token", json!({"delay_ms": 300})).await;
     let start = std::time::Instant::now();
@@ -123,7 +144,11 @@ async fn faults_and_login_quota() {
 
     let e = &env;
     let login = move |code: String| async move {
-        get(e, &format!("/sns/jscode2session?appid={APPID}&secret={SECRET}&js_code={code}&grant_type=authorization_code")).await
+        get(
+            e,
+            &format!("/sns/jscode2session?appid={APPID}&secret={SECRET}&js_code={code}&grant_type=authorization_code"),
+        )
+        .await
     };
     for _ in 0..100 {
         assert!(login(env.login_code(&openid).await).await["openid"].is_string());
@@ -131,7 +156,8 @@ async fn faults_and_login_quota() {
     assert_eq!(login(env.login_code(&openid).await).await["errcode"], 45011, "about 100 logins per user per minute");
     env.advance_clock(61).await;
     assert!(login(env.login_code(&openid).await).await["openid"].is_string());
-    let templates = get(&env, &format!("/wxaapi/newtmpl/gettemplate?access_token={}", tok(&stable(&env, false).await))).await;
+    let templates =
+        get(&env, &format!("/wxaapi/newtmpl/gettemplate?access_token={}", tok(&stable(&env, false).await))).await;
     assert_eq!(templates["data"].as_array().map(Vec::len), Some(2));
     assert_eq!(templates["data"][1]["type"], 3);
 }

@@ -87,7 +87,9 @@ async fn twenty_concurrent_accepts_give_twenty_credits() {
 async fn push_mode_does_not_count_client_reports() {
     let env = TestEnv::start(Options { grant_source_push: true, ..Options::default() }).await;
     let (_, token) = logged_in(&env).await;
-    let (status, g) = call(&env.svc, "POST", "/subscriptions", Some(&token), &json!({"results": {ONE_TIME: "accept"}}).to_string()).await;
+    let (status, g) =
+        call(&env.svc, "POST", "/subscriptions", Some(&token), &json!({"results": {ONE_TIME: "accept"}}).to_string())
+            .await;
     assert_eq!(status, 200);
     assert_eq!(g, json!({"grants": []}));
     // An unknown template is still refused.
@@ -120,7 +122,11 @@ async fn discovery_with_a_token_wechat_revoked_refreshes_it_once() {
     let (status, g) = call(&cold, "POST", "/subscriptions", Some(&token), &wx_result.to_string()).await;
     assert_eq!(status, 200, "{g}");
     assert_eq!(remaining(&g, ONE_TIME), Some(1));
-    assert_eq!(env.sim_requests("/wxaapi/newtmpl/gettemplate").await, 2, "refused once, then asked again with a fresh token");
+    assert_eq!(
+        env.sim_requests("/wxaapi/newtmpl/gettemplate").await,
+        2,
+        "refused once, then asked again with a fresh token"
+    );
     let next_cold_start = env.another_container();
     assert_ne!(next_cold_start.tokens.get().await.expect("token"), stale, "the fresh token was stored for the others");
 }

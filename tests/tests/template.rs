@@ -59,23 +59,15 @@ fn template_routes() -> Vec<(String, String, String)> {
 /// The same triples from `[workspace.metadata.lambda.watch.router]` in the
 /// root Cargo.toml (what `make dev` serves through cargo lambda watch).
 fn watch_router_routes() -> Vec<(String, String, String)> {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml"))
-        .expect("Cargo.toml");
-    let section = text
-        .split("[workspace.metadata.lambda.watch.router]")
-        .nth(1)
-        .expect("router section");
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml")).expect("Cargo.toml");
+    let section = text.split("[workspace.metadata.lambda.watch.router]").nth(1).expect("router section");
     let quoted = |s: &str, after: &str| -> Option<String> {
         let rest = &s[s.find(after)? + after.len()..];
         let start = rest.find('"')? + 1;
         Some(rest[start..start + rest[start..].find('"')?].to_string())
     };
     let mut out = Vec::new();
-    for line in section
-        .lines()
-        .take_while(|l| !l.starts_with('['))
-        .filter(|l| l.starts_with('"'))
-    {
+    for line in section.lines().take_while(|l| !l.starts_with('[')).filter(|l| l.starts_with('"')) {
         let path = quoted(line, "").expect("path");
         let routes = &line[line.find("= [").expect("= [")..];
         for entry in routes.split('{').skip(1) {
@@ -94,20 +86,12 @@ fn watch_router_routes() -> Vec<(String, String, String)> {
 fn make_dev_and_the_test_gateway_route_exactly_as_the_template_does() {
     let template = template_routes();
     assert_eq!(template.len(), 8, "{template:?}");
-    assert_eq!(
-        watch_router_routes(),
-        template,
-        "Cargo.toml's watch router and template.yaml disagree"
-    );
+    assert_eq!(watch_router_routes(), template, "Cargo.toml's watch router and template.yaml disagree");
     for (method, path, binary) in &template {
         let concrete = path.replace("{id}", "msg_123");
-        let (function, route_key, _) = devstack::gateway::route(&concrete)
-            .unwrap_or_else(|| panic!("gateway: no route for {path}"));
+        let (function, route_key, _) =
+            devstack::gateway::route(&concrete).unwrap_or_else(|| panic!("gateway: no route for {path}"));
         assert_eq!(route_key, path, "{method} {path}");
-        assert_eq!(
-            format!("{function:?}").to_lowercase(),
-            *binary,
-            "{method} {path}"
-        );
+        assert_eq!(format!("{function:?}").to_lowercase(), *binary, "{method} {path}");
     }
 }

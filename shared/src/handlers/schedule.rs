@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde_json::{json, Map, Value};
 
 use crate::app::Services;
+use crate::clock;
 use crate::error::ApiError;
 use crate::http;
 use crate::ids;
@@ -14,9 +15,9 @@ use crate::store::outbox::{NewMessage, ScheduleOutcome};
 use crate::store::Message;
 use crate::templates::TemplateDef;
 use crate::wechat::DataValue;
-use crate::clock;
 
-const FIELDS: [&str; 8] = ["openid", "template_id", "data", "page", "miniprogram_state", "lang", "send_at", "idempotency_key"];
+const FIELDS: [&str; 8] =
+    ["openid", "template_id", "data", "page", "miniprogram_state", "lang", "send_at", "idempotency_key"];
 const MAX_KEYS: usize = 20;
 pub const IDEMPOTENCY_KEY_MAX: usize = 128;
 
@@ -35,7 +36,9 @@ pub struct Content {
 fn one_of(body: &Map<String, Value>, key: &str, allowed: &[&str]) -> Result<Option<String>, ApiError> {
     let v = http::opt_str(body, key, 32)?;
     match &v {
-        Some(s) if !allowed.contains(&s.as_str()) => Err(ApiError::invalid(format!("{key} must be one of {}", allowed.join(", ")))),
+        Some(s) if !allowed.contains(&s.as_str()) => {
+            Err(ApiError::invalid(format!("{key} must be one of {}", allowed.join(", "))))
+        }
         _ => Ok(v),
     }
 }
@@ -120,7 +123,11 @@ pub fn check_fields(body: &Map<String, Value>, allowed: &[&str]) -> Result<(), A
 
 /// Validates a `POST /messages` body completely, then stores it with its
 /// reservation, under the body's `idempotency_key` or else `implied_key`.
-pub async fn schedule(svc: &Services, body: &Map<String, Value>, implied_key: Option<String>) -> Result<Scheduled, ApiError> {
+pub async fn schedule(
+    svc: &Services,
+    body: &Map<String, Value>,
+    implied_key: Option<String>,
+) -> Result<Scheduled, ApiError> {
     check_fields(body, &FIELDS)?;
     let openid = http::req_str(body, "openid", 128)?;
     let idempotency_key = http::opt_str(body, "idempotency_key", IDEMPOTENCY_KEY_MAX)?.or(implied_key);
@@ -129,7 +136,12 @@ pub async fn schedule(svc: &Services, body: &Map<String, Value>, implied_key: Op
 }
 
 /// Stores one message for `openid` (also used per grantee by broadcasts).
-pub async fn store(svc: &Services, openid: &str, c: &Content, idempotency_key: Option<String>) -> Result<Scheduled, ApiError> {
+pub async fn store(
+    svc: &Services,
+    openid: &str,
+    c: &Content,
+    idempotency_key: Option<String>,
+) -> Result<Scheduled, ApiError> {
     let now = clock::now_ms();
     let new = NewMessage {
         id: ids::message_id(),
@@ -152,9 +164,9 @@ pub async fn store(svc: &Services, openid: &str, c: &Content, idempotency_key: O
             Ok(Scheduled::Created(created(new, shard)))
         }
         ScheduleOutcome::Existing(m) => Ok(Scheduled::Existing(*m)),
-        ScheduleOutcome::Conflict => Err(ApiError::IdempotencyConflict(
-            "this idempotency_key was used with a different request".into(),
-        )),
+        ScheduleOutcome::Conflict => {
+            Err(ApiError::IdempotencyConflict("this idempotency_key was used with a different request".into()))
+        }
         ScheduleOutcome::NoGrant => Err(ApiError::NoGrant(format!(
             "{openid} has no credit left or no active grant for template {}",
             c.template.id

@@ -56,8 +56,12 @@ pub struct DispatchReport {
 pub async fn dispatch_due(svc: &Services, owner: &str, deadline: Instant) -> DispatchReport {
     let shards = svc.outbox.shards();
     let start = rand::thread_rng().gen_range(0..shards);
-    let limits = Limits { wechat_calls: Semaphore::new(CONCURRENCY), due_queries: Semaphore::new(DUE_QUERY_CONCURRENCY) };
-    let reports = futures::future::join_all((0..shards).map(|i| dispatch_shard(svc, (start + i) % shards, owner, deadline, &limits))).await;
+    let limits =
+        Limits { wechat_calls: Semaphore::new(CONCURRENCY), due_queries: Semaphore::new(DUE_QUERY_CONCURRENCY) };
+    let reports = futures::future::join_all(
+        (0..shards).map(|i| dispatch_shard(svc, (start + i) % shards, owner, deadline, &limits)),
+    )
+    .await;
     let mut report = DispatchReport::default();
     for r in reports {
         report.claimed += r.claimed;
@@ -102,7 +106,14 @@ enum ShardEnd {
 }
 
 /// The pages of one shard, until none is due or the deadline.
-async fn work_shard(svc: &Services, shard: u32, owner: &str, deadline: Instant, limits: &Limits, report: &mut DispatchReport) -> ShardEnd {
+async fn work_shard(
+    svc: &Services,
+    shard: u32,
+    owner: &str,
+    deadline: Instant,
+    limits: &Limits,
+    report: &mut DispatchReport,
+) -> ShardEnd {
     let mut end = ShardEnd::NotHeld;
     let mut empty_claims = 0;
     while Instant::now() < deadline {
@@ -275,7 +286,13 @@ pub async fn deliver(svc: &Services, m: &Message) -> Outcome {
 /// The outcome write, tried again over a few seconds when DynamoDB fails
 /// (the SDK's own retries are quick): once WeChat has sent the message, a
 /// lost write means a resend after the lease, so it is worth waiting for.
-async fn record_outcome(svc: &Services, m: &Message, calls: u32, finish: &Finish, now: i64) -> Result<bool, crate::store::StoreError> {
+async fn record_outcome(
+    svc: &Services,
+    m: &Message,
+    calls: u32,
+    finish: &Finish,
+    now: i64,
+) -> Result<bool, crate::store::StoreError> {
     let mut delay = Duration::from_millis(250);
     for _ in 0..OUTCOME_WRITE_RETRIES {
         match svc.outbox.finish(m, calls, finish, now).await {
@@ -328,7 +345,8 @@ pub async fn handle(svc: &Services, event: &Value, invocation_id: &str, deadline
     // What a retry of this event carries again: EventBridge's event id, or
     // Lambda's request id (an asynchronous invocation keeps it when retried).
     // (An id too long for a key, from a hand-made event, is not used.)
-    let event_key = event.get("id").and_then(Value::as_str).filter(|id| !id.is_empty() && id.len() <= 128).unwrap_or(invocation_id);
+    let event_key =
+        event.get("id").and_then(Value::as_str).filter(|id| !id.is_empty() && id.len() <= 128).unwrap_or(invocation_id);
     let result = match payload(event) {
         None => Err(ApiError::invalid("the event must be a message request, a broadcast or a Scheduled Event")),
         Some(body) if body.contains_key("broadcast") => broadcast(svc, body, event_key, &owner, deadline).await,
@@ -359,12 +377,19 @@ async fn single(svc: &Services, body: &Map<String, Value>, event_key: &str, owne
     Ok(m.to_document())
 }
 
-const BROADCAST_FIELDS: [&str; 7] = ["template_id", "data", "page", "miniprogram_state", "lang", "send_at", "idempotency_key"];
+const BROADCAST_FIELDS: [&str; 7] =
+    ["template_id", "data", "page", "miniprogram_state", "lang", "send_at", "idempotency_key"];
 
 /// One message per grantee of the template, each reserving that user's grant.
 /// Idempotency keys derive from the event id (or the given key), so a retried
 /// invocation schedules nobody twice.
-async fn broadcast(svc: &Services, body: &Map<String, Value>, event_key: &str, owner: &str, deadline: Instant) -> Result<Value, ApiError> {
+async fn broadcast(
+    svc: &Services,
+    body: &Map<String, Value>,
+    event_key: &str,
+    owner: &str,
+    deadline: Instant,
+) -> Result<Value, ApiError> {
     let spec = match body.get("broadcast") {
         Some(Value::Object(b)) => b,
         _ => return Err(ApiError::invalid("broadcast must be an object")),

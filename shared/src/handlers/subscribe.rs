@@ -56,7 +56,9 @@ pub fn parse_report(body: &Map<String, Value>) -> Result<Report, ApiError> {
     }
     let entries: Vec<(&String, &Value)> = match body.get("results") {
         Some(Value::Object(m)) => m.iter().collect(),
-        Some(_) => return Err(ApiError::invalid("results must be an object of template id -> accept|reject|ban|filter")),
+        Some(_) => {
+            return Err(ApiError::invalid("results must be an object of template id -> accept|reject|ban|filter"))
+        }
         None => body.iter().filter(|(k, _)| k.as_str() != "errMsg" && k.as_str() != "request_id").collect(),
     };
     if entries.is_empty() {
@@ -150,8 +152,12 @@ mod tests {
 
     #[test]
     fn both_forms_parse_the_same() {
-        let a = parse_report(&obj(r#"{"results":{"A":"accept","B":"reject"},"request_id":"r1"}"#)).expect("results form");
-        let b = parse_report(&obj(r#"{"errMsg":"requestSubscribeMessage:ok","A":"accept","B":"reject","request_id":"r1"}"#)).expect("raw form");
+        let a =
+            parse_report(&obj(r#"{"results":{"A":"accept","B":"reject"},"request_id":"r1"}"#)).expect("results form");
+        let b = parse_report(&obj(
+            r#"{"errMsg":"requestSubscribeMessage:ok","A":"accept","B":"reject","request_id":"r1"}"#,
+        ))
+        .expect("raw form");
         assert_eq!(a, b);
         assert_eq!(a.request_id.as_deref(), Some("r1"));
     }
@@ -186,7 +192,8 @@ mod tests {
         r.insert("once".to_string(), Choice::Reject);
         r.insert("long".to_string(), Choice::Ban);
         r.insert("once2".to_string(), Choice::Accept);
-        let kinds = |id: &str| Some(if id.starts_with("long") { TemplateKind::LongTerm } else { TemplateKind::OneTime });
+        let kinds =
+            |id: &str| Some(if id.starts_with("long") { TemplateKind::LongTerm } else { TemplateKind::OneTime });
         let ch = changes(&r, kinds);
         assert_eq!(ch.len(), 2);
         assert!(ch.iter().any(|u| u.template_id == "long" && u.change == GrantChange::SetActive(false)));

@@ -20,7 +20,9 @@ const PAD_BLOCK: usize = 32;
 /// EncodingAESKey's last character carries bits beyond the 32 key bytes.
 const LENIENT: GeneralPurpose = GeneralPurpose::new(
     &alphabet::STANDARD,
-    GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true).with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    GeneralPurposeConfig::new()
+        .with_decode_allow_trailing_bits(true)
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -93,7 +95,11 @@ impl PushCipher {
         let dec = cbc::Decryptor::<Aes256>::new(&self.key.into(), &self.iv().into());
         let plain = dec.decrypt_padded_mut::<NoPadding>(&mut buf).map_err(|_| CryptoError::BadPadding)?;
         let pad = *plain.last().ok_or(CryptoError::BadPadding)? as usize;
-        if pad == 0 || pad > PAD_BLOCK || pad > plain.len() || !plain[plain.len() - pad..].iter().all(|&b| b as usize == pad) {
+        if pad == 0
+            || pad > PAD_BLOCK
+            || pad > plain.len()
+            || !plain[plain.len() - pad..].iter().all(|&b| b as usize == pad)
+        {
             return Err(CryptoError::BadPadding);
         }
         let body = &plain[..plain.len() - pad];
@@ -142,7 +148,10 @@ mod tests {
 
     #[test]
     fn official_sample_known_answer() {
-        assert!(verify("5d197aaffba7e9b25a30732f161a50dee96bd5fa", &["spamtest", "1409735669", "1320562132", OFFICIAL_ENCRYPT]));
+        assert!(verify(
+            "5d197aaffba7e9b25a30732f161a50dee96bd5fa",
+            &["spamtest", "1409735669", "1320562132", OFFICIAL_ENCRYPT]
+        ));
         let c = PushCipher::new("abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG").expect("key");
         let (msg, appid) = c.decrypt(OFFICIAL_ENCRYPT).expect("decrypts");
         assert_eq!(appid, "wx2c2769f8efd9abc2");
@@ -152,7 +161,10 @@ mod tests {
 
     #[test]
     fn wechatpy_known_answer() {
-        assert!(verify("74d92dfeb87ba7c714f89d98870ae5eb62dff26d", &["123456", "1411525903", "461056294", WECHATPY_ENCRYPT]));
+        assert!(verify(
+            "74d92dfeb87ba7c714f89d98870ae5eb62dff26d",
+            &["123456", "1411525903", "461056294", WECHATPY_ENCRYPT]
+        ));
         let c = PushCipher::new("kWxPEV2UEDyxWpmPdKC3F4dgPDmOvfKX1HGnEUDS1aR").expect("key");
         let (msg, appid) = c.decrypt(WECHATPY_ENCRYPT).expect("decrypts");
         assert_eq!(appid, "wx49f0ab532d5d035a");

@@ -55,9 +55,8 @@ impl PushEvent {
             return Err("MsgType is missing".into());
         }
         // `List` sits at the top (JSON) or inside a wrapper element (XML).
-        let list_value = doc
-            .get("List")
-            .or_else(|| WRAPPERS.iter().find_map(|w| doc.get(*w).and_then(|v| v.get("List"))));
+        let list_value =
+            doc.get("List").or_else(|| WRAPPERS.iter().find_map(|w| doc.get(*w).and_then(|v| v.get("List"))));
         let raw_items: Vec<&Value> = match list_value {
             None => Vec::new(),
             Some(Value::Array(items)) => items.iter().collect(),

@@ -38,11 +38,13 @@ pub fn to_json(text: &str) -> Result<Value, String> {
                 if stack.len() >= MAX_DEPTH {
                     return Err("XML: nested too deeply".into());
                 }
-                let name = String::from_utf8(e.name().as_ref().to_vec()).map_err(|_| "XML: element name is not UTF-8")?;
+                let name =
+                    String::from_utf8(e.name().as_ref().to_vec()).map_err(|_| "XML: element name is not UTF-8")?;
                 stack.push((name, Map::new(), String::new()));
             }
             Event::Empty(e) => {
-                let name = String::from_utf8(e.name().as_ref().to_vec()).map_err(|_| "XML: element name is not UTF-8")?;
+                let name =
+                    String::from_utf8(e.name().as_ref().to_vec()).map_err(|_| "XML: element name is not UTF-8")?;
                 match stack.last_mut() {
                     Some((_, children, _)) => insert(children, name, Value::String(String::new())),
                     None => root = Some(Value::Object(Map::new())),
@@ -102,7 +104,14 @@ mod tests {
 
     #[test]
     fn refuses_broken_documents() {
-        for bad in ["", "<xml>", "<xml></y>", "text", "<!DOCTYPE x [<!ENTITY e SYSTEM \"file:///etc/passwd\">]><xml>&e;</xml>", "<xml>1</xml><xml>2</xml>"] {
+        for bad in [
+            "",
+            "<xml>",
+            "<xml></y>",
+            "text",
+            "<!DOCTYPE x [<!ENTITY e SYSTEM \"file:///etc/passwd\">]><xml>&e;</xml>",
+            "<xml>1</xml><xml>2</xml>",
+        ] {
             assert!(to_json(bad).is_err(), "{bad}");
         }
     }

@@ -23,8 +23,12 @@ pub struct Grant {
 impl Grant {
     pub fn to_json(&self) -> serde_json::Value {
         match self.kind {
-            TemplateKind::OneTime => serde_json::json!({"template_id": self.template_id, "kind": "one_time", "remaining": self.remaining}),
-            TemplateKind::LongTerm => serde_json::json!({"template_id": self.template_id, "kind": "long_term", "active": self.active}),
+            TemplateKind::OneTime => {
+                serde_json::json!({"template_id": self.template_id, "kind": "one_time", "remaining": self.remaining})
+            }
+            TemplateKind::LongTerm => {
+                serde_json::json!({"template_id": self.template_id, "kind": "long_term", "active": self.active})
+            }
         }
     }
 
@@ -167,7 +171,12 @@ impl GrantLedger {
     /// The reservation a scheduled message makes, for the outbox transaction:
     /// one credit off (one-time, only if one is left) or a check that the
     /// long-term grant is on.
-    pub fn reserve_item(&self, openid: &str, template_id: &str, kind: TemplateKind) -> Result<TransactWriteItem, StoreError> {
+    pub fn reserve_item(
+        &self,
+        openid: &str,
+        template_id: &str,
+        kind: TemplateKind,
+    ) -> Result<TransactWriteItem, StoreError> {
         let key = Self::key(openid, template_id);
         Ok(match kind {
             TemplateKind::OneTime => TransactWriteItem::builder()
@@ -207,7 +216,13 @@ impl GrantLedger {
     }
 
     /// WeChat said 43101: the user has nothing left for this template.
-    pub fn revoke_item(&self, openid: &str, template_id: &str, kind: TemplateKind, now_s: i64) -> Result<TransactWriteItem, StoreError> {
+    pub fn revoke_item(
+        &self,
+        openid: &str,
+        template_id: &str,
+        kind: TemplateKind,
+        now_s: i64,
+    ) -> Result<TransactWriteItem, StoreError> {
         self.update(openid, &GrantUpdate { template_id: template_id.into(), kind, change: GrantChange::Revoke }, now_s)
     }
 

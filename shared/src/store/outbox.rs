@@ -143,8 +143,10 @@ impl Message {
     fn from_item(item: &Item) -> Result<Message, StoreError> {
         let status = MessageStatus::parse(&req_s(item, "status")?)
             .ok_or_else(|| StoreError::Malformed("unknown status".into()))?;
-        let kind = TemplateKind::parse(&req_s(item, "kind")?).ok_or_else(|| StoreError::Malformed("unknown kind".into()))?;
-        let data = serde_json::from_str(&req_s(item, "data")?).map_err(|e| StoreError::Malformed(format!("data: {e}")))?;
+        let kind =
+            TemplateKind::parse(&req_s(item, "kind")?).ok_or_else(|| StoreError::Malformed("unknown kind".into()))?;
+        let data =
+            serde_json::from_str(&req_s(item, "data")?).map_err(|e| StoreError::Malformed(format!("data: {e}")))?;
         Ok(Message {
             id: req_s(item, "id")?,
             status,
@@ -214,8 +216,12 @@ impl Finish {
                 matches!(stored.status, MessageStatus::Sent | MessageStatus::Delivered)
                     && stored.msgid.as_deref() == Some(msgid.to_string().as_str())
             }
-            Finish::Retry { next_due_ms, .. } => stored.status == MessageStatus::Scheduled && stored.due_at == Some(*next_due_ms),
-            Finish::Failed { errcode, .. } => stored.status == MessageStatus::Failed && stored.errcode == Some(errcode.unwrap_or(-1)),
+            Finish::Retry { next_due_ms, .. } => {
+                stored.status == MessageStatus::Scheduled && stored.due_at == Some(*next_due_ms)
+            }
+            Finish::Failed { errcode, .. } => {
+                stored.status == MessageStatus::Failed && stored.errcode == Some(errcode.unwrap_or(-1))
+            }
         }
     }
 }
@@ -290,7 +296,12 @@ impl Outbox {
             ("credit_reserved", super::attrs::b(m.kind == TemplateKind::OneTime)),
             ("request_hash", s(&m.request_hash)),
         ]);
-        for (k, v) in [("page", &m.page), ("miniprogram_state", &m.miniprogram_state), ("lang", &m.lang), ("idempotency_key", &m.idempotency_key)] {
+        for (k, v) in [
+            ("page", &m.page),
+            ("miniprogram_state", &m.miniprogram_state),
+            ("lang", &m.lang),
+            ("idempotency_key", &m.idempotency_key),
+        ] {
             if let Some(v) = v {
                 item.insert(k.into(), s(v));
             }
@@ -401,7 +412,9 @@ impl Outbox {
                 Update::builder()
                     .table_name(&self.table)
                     .key("id", s(id))
-                    .update_expression("SET #st = :cancelled, cancelled_at = :now REMOVE due_shard, due_at, lease_owner")
+                    .update_expression(
+                        "SET #st = :cancelled, cancelled_at = :now REMOVE due_shard, due_at, lease_owner",
+                    )
                     .condition_expression("#st = :scheduled")
                     .expression_attribute_names("#st", "status")
                     .set_expression_attribute_values(Some(map([
@@ -421,7 +434,8 @@ impl Outbox {
         }
         match tx::transact(&self.db, items).await? {
             TxResult::Committed => {
-                let doc = self.get(id).await?.ok_or_else(|| StoreError::Malformed("cancelled message vanished".into()))?;
+                let doc =
+                    self.get(id).await?.ok_or_else(|| StoreError::Malformed("cancelled message vanished".into()))?;
                 Ok(CancelOutcome::Cancelled(doc))
             }
             // It moved on (claimed, or cancelled by a concurrent call) between our read and write.
@@ -475,7 +489,11 @@ impl Outbox {
         let (mut current, ride_along) = self.due_state(&candidates, ride_along).await?;
         let messages = candidates
             .iter()
-            .filter_map(|c| current.remove(&c.id).filter(|m| matches!(m.status, MessageStatus::Scheduled | MessageStatus::Sending) && m.due_at == Some(c.due_at)))
+            .filter_map(|c| {
+                current.remove(&c.id).filter(|m| {
+                    matches!(m.status, MessageStatus::Scheduled | MessageStatus::Sending) && m.due_at == Some(c.due_at)
+                })
+            })
             .collect();
         Ok(Some(ClaimedPage { messages, ride_along }))
     }
@@ -491,7 +509,11 @@ impl Outbox {
     /// `ride_along` joins the first request of a page short of 100 only: if
     /// DynamoDB leaves it unprocessed, it is not asked again (its owner reads
     /// it itself).
-    async fn due_state(&self, messages: &[DueEntry], ride_along: Option<&RideAlong>) -> Result<(DueState, Option<Item>), StoreError> {
+    async fn due_state(
+        &self,
+        messages: &[DueEntry],
+        ride_along: Option<&RideAlong>,
+    ) -> Result<(DueState, Option<Item>), StoreError> {
         let mut state = BTreeMap::new();
         let mut rider_item = None;
         // A BatchGetItem takes at most 100 keys, the ride-along's included: a
@@ -499,19 +521,23 @@ impl Outbox {
         let mut ride_along = ride_along.filter(|_| messages.len() < BATCH_GET_KEYS);
         for chunk in messages.chunks(BATCH_GET_KEYS) {
             let keys = chunk.iter().map(|m| map([("id", s(&m.id))])).collect();
-            let mut request = KeysAndAttributes::builder()
-                .set_keys(Some(keys))
-                .consistent_read(true)
-                .build()?;
+            let mut request = KeysAndAttributes::builder().set_keys(Some(keys)).consistent_read(true).build()?;
             for attempt in 0..5u32 {
                 let mut batch = self.db.batch_get_item().request_items(&self.table, request.clone());
                 let rider = ride_along.take();
                 if let Some(r) = rider {
-                    batch = batch.request_items(&r.table, KeysAndAttributes::builder().keys(r.key.clone()).consistent_read(true).build()?);
+                    batch = batch.request_items(
+                        &r.table,
+                        KeysAndAttributes::builder().keys(r.key.clone()).consistent_read(true).build()?,
+                    );
                 }
                 let mut out = batch.send().await.map_err(StoreError::sdk)?;
                 if let Some(r) = rider {
-                    rider_item = out.responses.as_mut().and_then(|tables| tables.remove(&r.table)).and_then(|mut items| items.pop());
+                    rider_item = out
+                        .responses
+                        .as_mut()
+                        .and_then(|tables| tables.remove(&r.table))
+                        .and_then(|mut items| items.pop());
                 }
                 for item in out.responses.as_ref().and_then(|r| r.get(&self.table)).into_iter().flatten() {
                     let m = Message::from_item(item)?;
@@ -533,7 +559,13 @@ impl Outbox {
     /// invocation delivering what it just scheduled): `status=sending`, the
     /// lease in `due_at`, unless a dispatcher holds it on a page. `None` when
     /// someone else has it.
-    pub async fn claim_one(&self, m: &Message, owner: &str, lease_until_ms: i64, now_ms: i64) -> Result<Option<Message>, StoreError> {
+    pub async fn claim_one(
+        &self,
+        m: &Message,
+        owner: &str,
+        lease_until_ms: i64,
+        now_ms: i64,
+    ) -> Result<Option<Message>, StoreError> {
         let (Some(seen), Some(shard)) = (m.due_at, &m.due_shard) else { return Ok(None) };
         let claim = Update::builder()
             .table_name(&self.table)
@@ -549,7 +581,10 @@ impl Outbox {
                 (":seen", n(seen)),
             ])))
             .build()?;
-        let items = vec![TransactWriteItem::builder().update(claim).build(), self.claims.not_holding_item(shard, &m.id, now_ms)?];
+        let items = vec![
+            TransactWriteItem::builder().update(claim).build(),
+            self.claims.not_holding_item(shard, &m.id, now_ms)?,
+        ];
         Ok(match tx::transact(&self.db, items).await? {
             TxResult::Committed => {
                 let mut won = m.clone();
@@ -610,8 +645,12 @@ impl Outbox {
         let mut items = vec![TransactWriteItem::builder().update(update).build()];
         if let Finish::Failed { credit, .. } = outcome {
             match credit {
-                CreditFate::Return if m.credit_reserved => items.push(self.grants.release_item(&m.openid, &m.template_id)?),
-                CreditFate::Revoke => items.push(self.grants.revoke_item(&m.openid, &m.template_id, m.kind, now_ms / 1000)?),
+                CreditFate::Return if m.credit_reserved => {
+                    items.push(self.grants.release_item(&m.openid, &m.template_id)?)
+                }
+                CreditFate::Revoke => {
+                    items.push(self.grants.revoke_item(&m.openid, &m.template_id, m.kind, now_ms / 1000)?)
+                }
                 CreditFate::Return => {}
             }
         }
@@ -625,7 +664,6 @@ impl Outbox {
         }
         Ok(matches!(tx::transact(&self.db, items).await?, TxResult::Committed))
     }
-
 
     /// The id of the message WeChat's sent event speaks of. The `by_msgid`
     /// index holds keys only: every delivery sets `msgid`, and an index that
@@ -648,7 +686,13 @@ impl Outbox {
 
     /// The delivery report of a sent message: `delivered` on 0, else `failed`.
     /// Only a message still in `sent` changes.
-    pub fn delivery_item(&self, id: &str, error_code: i64, error_status: &str, now_ms: i64) -> Result<TransactWriteItem, StoreError> {
+    pub fn delivery_item(
+        &self,
+        id: &str,
+        error_code: i64,
+        error_status: &str,
+        now_ms: i64,
+    ) -> Result<TransactWriteItem, StoreError> {
         let (expr, mut values) = if error_code == 0 {
             ("SET #st = :delivered, delivered_at = :now, updated_at = :now", map([(":delivered", s("delivered"))]))
         } else {

@@ -41,7 +41,14 @@ impl ShardClaims {
 
     /// Takes (or renews) the claim on `shard` for `owner`, naming the page it
     /// is about to deliver. `false` when another dispatcher holds it.
-    pub async fn take(&self, shard: &str, owner: &str, page: Vec<String>, hold_until_ms: i64, now_ms: i64) -> Result<bool, StoreError> {
+    pub async fn take(
+        &self,
+        shard: &str,
+        owner: &str,
+        page: Vec<String>,
+        hold_until_ms: i64,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
         if page.is_empty() {
             return Err(StoreError::Dynamo("a shard claim needs a page".into()));
         }

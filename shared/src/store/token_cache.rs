@@ -57,12 +57,21 @@ pub struct AccessTokenCache {
 
 impl std::fmt::Debug for AccessTokenCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AccessTokenCache").field("table", &self.table).field("appid", &self.appid).finish_non_exhaustive()
+        f.debug_struct("AccessTokenCache")
+            .field("table", &self.table)
+            .field("appid", &self.appid)
+            .finish_non_exhaustive()
     }
 }
 
 impl AccessTokenCache {
-    pub fn new(db: Client, table: impl Into<String>, appid: impl Into<String>, api: TokenApi, wechat: Arc<dyn WechatApi>) -> Self {
+    pub fn new(
+        db: Client,
+        table: impl Into<String>,
+        appid: impl Into<String>,
+        api: TokenApi,
+        wechat: Arc<dyn WechatApi>,
+    ) -> Self {
         AccessTokenCache {
             db,
             table: table.into(),
@@ -179,7 +188,11 @@ impl AccessTokenCache {
             // time (`local`), and a lease request the SDK sent again after
             // losing the answer of the one DynamoDB applied finds it ours.
             .condition_expression("attribute_not_exists(lease_until) OR lease_until < :now OR lease_owner = :me")
-            .set_expression_attribute_values(Some(map([(":me", s(&self.owner)), (":until", n(now + LEASE_S)), (":now", n(now))])))
+            .set_expression_attribute_values(Some(map([
+                (":me", s(&self.owner)),
+                (":until", n(now + LEASE_S)),
+                (":now", n(now)),
+            ])))
             .return_values(ReturnValue::None)
             .send()
             .await;
@@ -227,7 +240,9 @@ impl AccessTokenCache {
             .update_item()
             .table_name(&self.table)
             .key("appid", s(&self.appid))
-            .update_expression("SET access_token = :t, expires_at = :e, fetched_at = :now REMOVE lease_owner, lease_until")
+            .update_expression(
+                "SET access_token = :t, expires_at = :e, fetched_at = :now REMOVE lease_owner, lease_until",
+            )
             .condition_expression("lease_owner = :me")
             .set_expression_attribute_values(Some(map([
                 (":t", s(&cached.token)),

@@ -5,9 +5,9 @@
 use std::time::Duration;
 
 use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::TransactWriteItem;
 use aws_sdk_dynamodb::Client;
@@ -44,16 +44,14 @@ pub async fn transact(db: &Client, items: Vec<TransactWriteItem>) -> Result<TxRe
         let retryable = match err.as_service_error() {
             Some(TransactWriteItemsError::TransactionCanceledException(tc)) => {
                 let codes: Vec<&str> = tc.cancellation_reasons().iter().map(|r| r.code().unwrap_or("None")).collect();
-                let failed: Vec<usize> = codes
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, c)| **c == "ConditionalCheckFailed")
-                    .map(|(i, _)| i)
-                    .collect();
+                let failed: Vec<usize> =
+                    codes.iter().enumerate().filter(|(_, c)| **c == "ConditionalCheckFailed").map(|(i, _)| i).collect();
                 if !failed.is_empty() {
                     return Ok(TxResult::ConditionFailed(failed));
                 }
-                codes.iter().any(|c| matches!(*c, "TransactionConflict" | "ThrottlingError" | "ProvisionedThroughputExceeded"))
+                codes
+                    .iter()
+                    .any(|c| matches!(*c, "TransactionConflict" | "ThrottlingError" | "ProvisionedThroughputExceeded"))
             }
             Some(TransactWriteItemsError::TransactionInProgressException(_))
             | Some(TransactWriteItemsError::ProvisionedThroughputExceededException(_)) => true,
@@ -134,7 +132,9 @@ impl ConditionalWriteError for DeleteItemError {
 
 /// A conditional write's result: `true` written, `false` its condition
 /// did not hold; any other failure is an error.
-pub fn condition_held<O, E: ConditionalWriteError, R: std::fmt::Debug>(result: Result<O, SdkError<E, R>>) -> Result<bool, StoreError> {
+pub fn condition_held<O, E: ConditionalWriteError, R: std::fmt::Debug>(
+    result: Result<O, SdkError<E, R>>,
+) -> Result<bool, StoreError> {
     match result {
         Ok(_) => Ok(true),
         Err(e) if e.as_service_error().is_some_and(|se| se.condition_failed()) => Ok(false),

@@ -32,12 +32,7 @@ impl HttpWechat {
             .pool_idle_timeout(Duration::from_secs(50))
             .build()
             .map_err(|e| WechatError::Transport(e.without_url().to_string()))?;
-        Ok(HttpWechat {
-            http,
-            base: base.trim_end_matches('/').to_string(),
-            appid: appid.to_string(),
-            secret,
-        })
+        Ok(HttpWechat { http, base: base.trim_end_matches('/').to_string(), appid: appid.to_string(), secret })
     }
 
     /// Sends, checks the status and the errcode, and decodes `T`.

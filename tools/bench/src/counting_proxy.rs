@@ -21,7 +21,11 @@ pub struct CountingProxy {
 impl CountingProxy {
     /// Starts the proxy on a loopback port; returns it and its URL.
     pub async fn start(upstream: &str) -> std::io::Result<(CountingProxy, String)> {
-        let proxy = CountingProxy { upstream: upstream.trim_end_matches('/').to_string(), http: devstack::http_client(), counts: Arc::default() };
+        let proxy = CountingProxy {
+            upstream: upstream.trim_end_matches('/').to_string(),
+            http: devstack::http_client(),
+            counts: Arc::default(),
+        };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
         let app = axum::Router::new().fallback(forward).with_state(proxy.clone());

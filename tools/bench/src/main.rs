@@ -23,10 +23,10 @@ use futures::stream::{self, StreamExt};
 use serde_json::json;
 
 use counting_proxy::CountingProxy;
-use timing_relay::TimingRelay;
 use devstack::lambda_process::{function_env, median, proc_stat_field, ColdRun, LambdaBinary};
 use devstack::scenarios::{self, Fixture};
 use devstack::secrets_manager::SecretsManager;
+use timing_relay::TimingRelay;
 
 const FLOOR: &str = "lambda-floor";
 
@@ -51,7 +51,9 @@ struct Args {
 fn args() -> Result<Args, String> {
     let argv: Vec<String> = std::env::args().collect();
     let flag = |name: &str| argv.iter().position(|a| a == name).and_then(|i| argv.get(i + 1)).cloned();
-    let num = |name: &str, default: usize| flag(name).map(|v| v.parse::<usize>().map_err(|e| format!("{name}: {e}"))).unwrap_or(Ok(default));
+    let num = |name: &str, default: usize| {
+        flag(name).map(|v| v.parse::<usize>().map_err(|e| format!("{name}: {e}"))).unwrap_or(Ok(default))
+    };
     Ok(Args {
         bin_dir: flag("--bin-dir").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("target/lambda")),
         runs: num("--runs", 21)?.max(1),
@@ -113,14 +115,19 @@ fn summarise(runs: &[ColdRun]) -> Summary {
         rss_kib: rss.last().copied().unwrap_or(0),
         cold_answering: pick(|r| r.cold_answering),
         warm_answering: pick(|r| r.warm_answering),
-        net_penalty_ms: median_f64(runs.iter().map(|r| secs_ms(r.cold) - secs_ms(r.warm) - (secs_ms(r.cold_answering) - secs_ms(r.warm_answering))).collect()),
+        net_penalty_ms: median_f64(
+            runs.iter()
+                .map(|r| secs_ms(r.cold) - secs_ms(r.warm) - (secs_ms(r.cold_answering) - secs_ms(r.warm_answering)))
+                .collect(),
+        ),
     }
 }
 
 async fn cold_starts(a: &Args, dynamodb: &str) -> Result<(), String> {
     let env = TestEnv::start(Options::default()).await;
     let fixture = Fixture::prepare(&env).await?;
-    let upstream = dynamodb.trim_start_matches("http://").trim_end_matches('/').parse().map_err(|e| format!("{dynamodb}: {e}"))?;
+    let upstream =
+        dynamodb.trim_start_matches("http://").trim_end_matches('/').parse().map_err(|e| format!("{dynamodb}: {e}"))?;
     let (relay, relay_url) = TimingRelay::start(upstream).await.map_err(|e| format!("timing relay: {e}"))?;
     let mut vars = function_env(&env, &relay_url);
     let secrets = SecretsManager::start().await.map_err(|e| format!("Secrets Manager stand-in: {e}"))?;
@@ -134,13 +141,20 @@ async fn cold_starts(a: &Args, dynamodb: &str) -> Result<(), String> {
         for name in &names {
             let bin = LambdaBinary::in_dir(&a.bin_dir, name);
             let log = a.logs.join(format!("{name}-{i}.log"));
-            let run = bin.cold_run(&vars, || fixture.event(&env, name), a.warm, a.settle, &|| relay.answering(), &log).await.map_err(|e| format!("{name}: {e} (log: {})", log.display()))?;
+            let run = bin
+                .cold_run(&vars, || fixture.event(&env, name), a.warm, a.settle, &|| relay.answering(), &log)
+                .await
+                .map_err(|e| format!("{name}: {e} (log: {})", log.display()))?;
             scenarios::check(name, &run.answer)?;
             runs.entry(name).or_default().push(run);
         }
     }
     let secret_reads = match &arns {
-        Some((app, push)) => format!("; secrets in a Secrets Manager stand-in, read {} times (AppSecret) and {} (push)", secrets.reads(app), secrets.reads(push)),
+        Some((app, push)) => format!(
+            "; secrets in a Secrets Manager stand-in, read {} times (AppSecret) and {} (push)",
+            secrets.reads(app),
+            secrets.reads(push)
+        ),
         None => "; secrets in plain variables".into(),
     };
     println!(
@@ -154,7 +168,9 @@ async fn cold_starts(a: &Args, dynamodb: &str) -> Result<(), String> {
     let floor = summarise(&runs[FLOOR]);
     for name in &names {
         let bin = LambdaBinary::in_dir(&a.bin_dir, name);
-        let size = bin.size().map_err(|e| format!("{}: {e} (run `cargo lambda build --release` first)", bin.path.display()))?;
+        let size = bin
+            .size()
+            .map_err(|e| format!("{}: {e} (run `cargo lambda build --release` first)", bin.path.display()))?;
         let s = summarise(&runs[name]);
         let ratio = |x: Duration, f: Duration| x.as_secs_f64() / f.as_secs_f64().max(1e-6);
         println!(
@@ -286,7 +302,10 @@ async fn throughput(a: &Args, dynamodb: &str) -> Result<(), String> {
             _ => "n/a".into(),
         }
     );
-    println!("\nDynamoDB requests by operation: {}", counts.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", "));
+    println!(
+        "\nDynamoDB requests by operation: {}",
+        counts.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
+    );
     if sent as usize != a.messages {
         return Err(format!("only {sent} of {} messages were delivered: {report}", a.messages));
     }
@@ -307,7 +326,11 @@ async fn run() -> Result<(), String> {
     let a = args()?;
     std::fs::create_dir_all(&a.logs).map_err(|e| format!("{}: {e}", a.logs.display()))?;
     let dynamodb = devstack::env::dynamodb_endpoint();
-    println!("# make bench ({} on {} cores)\n", std::env::consts::ARCH, std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    println!(
+        "# make bench ({} on {} cores)\n",
+        std::env::consts::ARCH,
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    );
     if !a.skip_cold {
         cold_starts(&a, &dynamodb).await?;
     }

@@ -44,9 +44,9 @@ pub struct TestEnv {
 
 /// DynamoDB Local's endpoint, as `make test` exports it.
 pub fn dynamodb_endpoint() -> String {
-    std::env::var("AWS_ENDPOINT_URL_DYNAMODB")
-        .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
-        .unwrap_or_else(|_| panic!("AWS_ENDPOINT_URL_DYNAMODB is not set: run the tests with `make test`, which starts DynamoDB Local"))
+    std::env::var("AWS_ENDPOINT_URL_DYNAMODB").or_else(|_| std::env::var("AWS_ENDPOINT_URL")).unwrap_or_else(|_| {
+        panic!("AWS_ENDPOINT_URL_DYNAMODB is not set: run the tests with `make test`, which starts DynamoDB Local")
+    })
 }
 
 pub const TEMPLATES_JSON: &str = r#"[{"id":"tmpl_meeting_reminder","kind":"one_time"},{"id":"tmpl_order_status","kind":"long_term","enums":{"enum2":["待支付","已支付"]}}]"#;
@@ -96,7 +96,8 @@ impl TestEnv {
     fn services(vars: &HashMap<String, String>, db: aws_sdk_dynamodb::Client) -> Services {
         let needs = Needs { secret: true, push: true, templates: true };
         let config = Config::from_map(vars, needs).expect("config");
-        let wechat = HttpWechat::new(&config.api_base, &config.appid, shared::secrets::AppSecret::plain(SECRET)).expect("client");
+        let wechat = HttpWechat::new(&config.api_base, &config.appid, shared::secrets::AppSecret::plain(SECRET))
+            .expect("client");
         Services::build(config, db, Arc::new(wechat))
     }
 
@@ -158,7 +159,8 @@ impl TestEnv {
     }
 
     pub async fn set_push(&self, url: &str, mode: PushMode, format: PushFormat) {
-        let target = PushTarget { url: url.into(), token: PUSH_TOKEN.into(), aes_key: Some(PUSH_AES_KEY.into()), mode, format };
+        let target =
+            PushTarget { url: url.into(), token: PUSH_TOKEN.into(), aes_key: Some(PUSH_AES_KEY.into()), mode, format };
         let resp = self.http.put(format!("{}/sim/push", self.sim.base_url())).json(&target).send().await.expect("sim");
         assert!(resp.status().is_success());
     }

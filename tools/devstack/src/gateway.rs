@@ -33,7 +33,15 @@ pub fn route(path: &str) -> Option<(HttpFunction, &'static str, HashMap<String, 
 }
 
 /// The HTTP API (payload 2.0) event API Gateway would send.
-pub fn event(method: &str, path: &str, query: Option<&str>, headers: &HeaderMap, body: &[u8], route_key: &str, params: &HashMap<String, String>) -> Value {
+pub fn event(
+    method: &str,
+    path: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: &[u8],
+    route_key: &str,
+    params: &HashMap<String, String>,
+) -> Value {
     let header_map: serde_json::Map<String, Value> =
         headers.iter().filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_string(), json!(v)))).collect();
     let mut query_params = serde_json::Map::new();
@@ -92,11 +100,21 @@ async fn invoke_send(svc: &Services, body: &[u8]) -> Response {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     match shared::handlers::send::handle(svc, &event, &id, deadline).await {
         Ok(v) => axum::Json(v).into_response(),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(json!({"errorType": e.code(), "errorMessage": e.to_string()}))).into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            axum::Json(json!({"errorType": e.code(), "errorMessage": e.to_string()})),
+        )
+            .into_response(),
     }
 }
 
-async fn handle(State(svc): State<Arc<Services>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn handle(
+    State(svc): State<Arc<Services>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     if method == Method::POST && uri.path() == SEND_INVOKE_PATH {
         return invoke_send(&svc, &body).await;
     }
@@ -131,7 +149,13 @@ pub async fn serve(svc: Arc<Services>) -> (SocketAddr, tokio::task::JoinHandle<(
 
 /// One request through the function template.yaml routes it to, as API
 /// Gateway would deliver it. Returns (status, content-type, body).
-pub async fn invoke(svc: &Services, method: &str, uri: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String, String) {
+pub async fn invoke(
+    svc: &Services,
+    method: &str,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String, String) {
     let (path, query) = match uri.split_once('?') {
         Some((p, q)) => (p, Some(q)),
         None => (uri, None),
@@ -141,7 +165,8 @@ pub async fn invoke(svc: &Services, method: &str, uri: &str, headers: &[(&str, &
     };
     let mut map = HeaderMap::new();
     for (k, v) in headers {
-        if let (Ok(k), Ok(v)) = (axum::http::HeaderName::from_bytes(k.as_bytes()), axum::http::HeaderValue::from_str(v)) {
+        if let (Ok(k), Ok(v)) = (axum::http::HeaderName::from_bytes(k.as_bytes()), axum::http::HeaderValue::from_str(v))
+        {
             map.insert(k, v);
         }
     }

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::runtime_api::RuntimeApi;
 use crate::env::TestEnv;
+use crate::runtime_api::RuntimeApi;
 
 const TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -78,7 +78,15 @@ impl LambdaBinary {
     /// on both sides the penalty is the function's own.
     /// `answering` is a running total of time spent waiting for DynamoDB
     /// (the bench's timing relay), read around each invocation.
-    pub async fn cold_run<F, Fut>(&self, env: &HashMap<String, String>, mut make_event: F, warm: usize, settle: Duration, answering: &dyn Fn() -> Duration, log: &Path) -> Result<ColdRun, String>
+    pub async fn cold_run<F, Fut>(
+        &self,
+        env: &HashMap<String, String>,
+        mut make_event: F,
+        warm: usize,
+        settle: Duration,
+        answering: &dyn Fn() -> Duration,
+        log: &Path,
+    ) -> Result<ColdRun, String>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<Value, String>>,

@@ -3,11 +3,11 @@
 pub mod demo;
 pub mod env;
 pub mod fixtures;
+pub mod gateway;
 pub mod lambda_process;
 pub mod runtime_api;
 pub mod scenarios;
 pub mod secrets_manager;
-pub mod gateway;
 pub mod tables;
 
 /// A reqwest client for the local stack (loopback HTTP; the project's TLS set-up).

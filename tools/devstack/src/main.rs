@@ -13,10 +13,7 @@ use std::process::ExitCode;
 const USAGE: &str = "usage: devstack tables --endpoint URL [--prefix P] [--template template.yaml]\n       devstack demo --api URL --sim URL [--invoke URL]\n       devstack fixtures --out events";
 
 fn flag(args: &[String], name: &str) -> Option<String> {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .cloned()
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
 }
 
 fn required(args: &[String], name: &str) -> Result<String, String> {
@@ -26,9 +23,8 @@ fn required(args: &[String], name: &str) -> Result<String, String> {
 async fn tables(args: &[String]) -> Result<(), String> {
     let endpoint = required(args, "--endpoint")?;
     let prefix = flag(args, "--prefix").unwrap_or_default();
-    let template = flag(args, "--template")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(devstack::tables::template_path);
+    let template =
+        flag(args, "--template").map(std::path::PathBuf::from).unwrap_or_else(devstack::tables::template_path);
     let specs = devstack::tables::from_template(&template)?;
     let db = devstack::tables::local_client(&endpoint);
     let names = devstack::tables::create_all(&db, &specs, &prefix).await?;

@@ -86,7 +86,8 @@ async fn next(State(api): State<RuntimeApi>) -> Response {
     loop {
         let notified = api.ready.notified();
         if let Some((id, event)) = api.with(|i| i.queue.pop_front()) {
-            let deadline = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default() + Duration::from_secs(900);
+            let deadline = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default()
+                + Duration::from_secs(900);
             let mut headers = HeaderMap::new();
             let mut put = |k: &'static str, v: String| {
                 if let Ok(v) = HeaderValue::from_str(&v) {
@@ -96,7 +97,10 @@ async fn next(State(api): State<RuntimeApi>) -> Response {
             put("lambda-runtime-aws-request-id", id);
             put("lambda-runtime-deadline-ms", deadline.as_millis().to_string());
             put("lambda-runtime-invoked-function-arn", "arn:aws:lambda:us-east-1:123456789012:function:bench".into());
-            put("lambda-runtime-trace-id", "Root=1-00000000-000000000000000000000000;Parent=0000000000000000;Sampled=0".into());
+            put(
+                "lambda-runtime-trace-id",
+                "Root=1-00000000-000000000000000000000000;Parent=0000000000000000;Sampled=0".into(),
+            );
             put("content-type", "application/json".into());
             return (headers, event.to_string()).into_response();
         }
@@ -105,7 +109,8 @@ async fn next(State(api): State<RuntimeApi>) -> Response {
 }
 
 async fn response(State(api): State<RuntimeApi>, Path(id): Path<String>, body: Bytes) -> StatusCode {
-    let value = serde_json::from_slice(&body).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
+    let value =
+        serde_json::from_slice(&body).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
     if let Some(tx) = api.with(|i| i.waiting.remove(&id)) {
         let _ = tx.send(Ok(value));
     }

@@ -4,8 +4,8 @@
 
 use std::collections::HashMap;
 
-use axum::http::{HeaderMap, HeaderValue};
 use crate::env::{TestEnv, LONG_TERM, PUSH_TOKEN};
+use axum::http::{HeaderMap, HeaderValue};
 use serde_json::{json, Value};
 
 pub const FUNCTIONS: [&str; 5] = ["login", "subscribe", "messages", "send", "callback"];
@@ -22,7 +22,15 @@ pub fn describe(function: &str) -> &'static str {
     }
 }
 
-fn http_event(method: &str, path: &str, query: Option<&str>, token: Option<&str>, body: &str, route_key: &str, params: &HashMap<String, String>) -> Value {
+fn http_event(
+    method: &str,
+    path: &str,
+    query: Option<&str>,
+    token: Option<&str>,
+    body: &str,
+    route_key: &str,
+    params: &HashMap<String, String>,
+) -> Value {
     let mut headers = HeaderMap::new();
     headers.insert("content-type", HeaderValue::from_static("application/json"));
     if let Some(t) = token.and_then(|t| HeaderValue::from_str(&format!("Bearer {t}")).ok()) {
@@ -42,18 +50,27 @@ impl Fixture {
     pub async fn prepare(env: &TestEnv) -> Result<Fixture, String> {
         let openid = env.new_user(None).await;
         let code = env.login_code(&openid).await;
-        let (status, _, body) = crate::gateway::invoke(&env.svc, "POST", "/login", &[("content-type", "application/json")], format!(r#"{{"code":"{code}"}}"#).as_bytes()).await;
+        let (status, _, body) = crate::gateway::invoke(
+            &env.svc,
+            "POST",
+            "/login",
+            &[("content-type", "application/json")],
+            format!(r#"{{"code":"{code}"}}"#).as_bytes(),
+        )
+        .await;
         let login: Value = serde_json::from_str(&body).map_err(|e| format!("login: {e}"))?;
         let token = login["token"].as_str().ok_or(format!("login answered {status}: {body}"))?.to_string();
         let wx = env.user_subscribes(&openid, json!({LONG_TERM: "accept"})).await;
         let auth = format!("Bearer {token}");
         let headers = [("content-type", "application/json"), ("authorization", auth.as_str())];
-        let (status, _, body) = crate::gateway::invoke(&env.svc, "POST", "/subscriptions", &headers, wx.to_string().as_bytes()).await;
+        let (status, _, body) =
+            crate::gateway::invoke(&env.svc, "POST", "/subscriptions", &headers, wx.to_string().as_bytes()).await;
         if status != 200 {
             return Err(format!("subscriptions answered {status}: {body}"));
         }
         let later = json!({"openid": openid, "template_id": LONG_TERM, "data": order_data(), "send_at": "2030-01-01T00:00:00Z"});
-        let (status, _, body) = crate::gateway::invoke(&env.svc, "POST", "/messages", &headers[..1], later.to_string().as_bytes()).await;
+        let (status, _, body) =
+            crate::gateway::invoke(&env.svc, "POST", "/messages", &headers[..1], later.to_string().as_bytes()).await;
         let created: Value = serde_json::from_str(&body).map_err(|e| format!("messages: {e}"))?;
         let message_id = created["id"].as_str().ok_or(format!("messages answered {status}: {body}"))?.to_string();
         Ok(Fixture { openid, token, message_id })
@@ -90,7 +107,14 @@ impl Fixture {
 
     async fn schedule_due(&self, env: &TestEnv) -> Result<(), String> {
         let body = json!({"openid": self.openid, "template_id": LONG_TERM, "data": order_data()});
-        let (status, _, text) = crate::gateway::invoke(&env.svc, "POST", "/messages", &[("content-type", "application/json")], body.to_string().as_bytes()).await;
+        let (status, _, text) = crate::gateway::invoke(
+            &env.svc,
+            "POST",
+            "/messages",
+            &[("content-type", "application/json")],
+            body.to_string().as_bytes(),
+        )
+        .await;
         if status != 202 {
             return Err(format!("scheduling a due message answered {status}: {text}"));
         }
@@ -125,7 +149,9 @@ pub async fn warm_up(env: &TestEnv, fixture: &Fixture, rounds: usize) -> Result<
             let event = fixture.event(env, function).await?;
             if function == "send" {
                 let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-                shared::handlers::send::handle(&env.svc, &event, "warm-up", deadline).await.map_err(|e| e.to_string())?;
+                shared::handlers::send::handle(&env.svc, &event, "warm-up", deadline)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 continue;
             }
             let req = lambda_http::request::from_str(&event.to_string()).map_err(|e| format!("{function}: {e}"))?;

@@ -73,15 +73,21 @@ impl SecretsManager {
 }
 
 fn aws_error(status: StatusCode, kind: &str, message: &str) -> Response {
-    (status, [("content-type", "application/x-amz-json-1.1")], json!({"__type": kind, "message": message}).to_string()).into_response()
+    (status, [("content-type", "application/x-amz-json-1.1")], json!({"__type": kind, "message": message}).to_string())
+        .into_response()
 }
 
 async fn answer(State(sm): State<SecretsManager>, headers: HeaderMap, body: String) -> Response {
     let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or_default();
     if target != "secretsmanager.GetSecretValue" {
-        return aws_error(StatusCode::BAD_REQUEST, "InvalidRequestException", &format!("the stand-in does not do {target:?}"));
+        return aws_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidRequestException",
+            &format!("the stand-in does not do {target:?}"),
+        );
     }
-    let Some(id) = serde_json::from_str::<Value>(&body).ok().and_then(|v| v["SecretId"].as_str().map(str::to_string)) else {
+    let Some(id) = serde_json::from_str::<Value>(&body).ok().and_then(|v| v["SecretId"].as_str().map(str::to_string))
+    else {
         return aws_error(StatusCode::BAD_REQUEST, "InvalidParameterException", "SecretId is required");
     };
     let mut inner = sm.lock();
@@ -92,6 +98,10 @@ async fn answer(State(sm): State<SecretsManager>, headers: HeaderMap, body: Stri
             let out = json!({"ARN": id, "Name": name, "VersionId": "v1", "SecretString": value, "VersionStages": ["AWSCURRENT"], "CreatedDate": 1.7e9});
             (StatusCode::OK, [("content-type", "application/x-amz-json-1.1")], out.to_string()).into_response()
         }
-        None => aws_error(StatusCode::BAD_REQUEST, "ResourceNotFoundException", "Secrets Manager can't find the specified secret."),
+        None => aws_error(
+            StatusCode::BAD_REQUEST,
+            "ResourceNotFoundException",
+            "Secrets Manager can't find the specified secret.",
+        ),
     }
 }

@@ -53,7 +53,13 @@ pub fn from_template(path: &Path) -> Result<Vec<TableSpec>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let doc: Value = serde_yaml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut env_of: HashMap<String, String> = HashMap::new();
-    if let Some(vars) = doc.get("Globals").and_then(|g| g.get("Function")).and_then(|f| f.get("Environment")).and_then(|e| e.get("Variables")).and_then(Value::as_mapping) {
+    if let Some(vars) = doc
+        .get("Globals")
+        .and_then(|g| g.get("Function"))
+        .and_then(|f| f.get("Environment"))
+        .and_then(|e| e.get("Variables"))
+        .and_then(Value::as_mapping)
+    {
         for (k, v) in vars {
             if let (Some(var), Value::Tagged(t)) = (k.as_str(), v) {
                 if t.tag == "Ref" {
@@ -80,7 +86,11 @@ pub fn from_template(path: &Path) -> Result<Vec<TableSpec>, String> {
                     Ok(Gsi {
                         name: s(g, "IndexName")?,
                         keys: pairs(g.get("KeySchema"), "AttributeName", "KeyType")?,
-                        projection: g.get("Projection").map(|p| s(p, "ProjectionType")).transpose()?.unwrap_or_else(|| "ALL".into()),
+                        projection: g
+                            .get("Projection")
+                            .map(|p| s(p, "ProjectionType"))
+                            .transpose()?
+                            .unwrap_or_else(|| "ALL".into()),
                     })
                 })
                 .collect::<Result<_, String>>()?,
@@ -92,7 +102,8 @@ pub fn from_template(path: &Path) -> Result<Vec<TableSpec>, String> {
             .and_then(|t| t.get("AttributeName").and_then(Value::as_str).map(str::to_string));
         out.push(TableSpec {
             env_var: env_of.get(&id).cloned(),
-            attributes: pairs(p.get("AttributeDefinitions"), "AttributeName", "AttributeType").map_err(|e| format!("{id}: {e}"))?,
+            attributes: pairs(p.get("AttributeDefinitions"), "AttributeName", "AttributeType")
+                .map_err(|e| format!("{id}: {e}"))?,
             keys: pairs(p.get("KeySchema"), "AttributeName", "KeyType").map_err(|e| format!("{id}: {e}"))?,
             gsis,
             ttl_attribute,
@@ -140,7 +151,9 @@ pub async fn create_all(db: &Client, specs: &[TableSpec], prefix: &str) -> Resul
                 GlobalSecondaryIndex::builder()
                     .index_name(&g.name)
                     .set_key_schema(Some(key_schema(&g.keys)?))
-                    .projection(Projection::builder().projection_type(ProjectionType::from(g.projection.as_str())).build())
+                    .projection(
+                        Projection::builder().projection_type(ProjectionType::from(g.projection.as_str())).build(),
+                    )
                     .build()
                     .map_err(|e| e.to_string())?,
             );
@@ -149,7 +162,13 @@ pub async fn create_all(db: &Client, specs: &[TableSpec], prefix: &str) -> Resul
         if let Some(attr) = &spec.ttl_attribute {
             db.update_time_to_live()
                 .table_name(&name)
-                .time_to_live_specification(TimeToLiveSpecification::builder().attribute_name(attr).enabled(true).build().map_err(|e| e.to_string())?)
+                .time_to_live_specification(
+                    TimeToLiveSpecification::builder()
+                        .attribute_name(attr)
+                        .enabled(true)
+                        .build()
+                        .map_err(|e| e.to_string())?,
+                )
                 .send()
                 .await
                 .map_err(|e| format!("ttl {name}: {}", aws_sdk_dynamodb::error::DisplayErrorContext(&e)))?;

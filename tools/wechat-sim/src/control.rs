@@ -45,7 +45,10 @@ pub async fn create_user(AxState(state): AxState<Shared>, body: Option<Json<NewU
 pub async fn user(AxState(state): AxState<Shared>, Path(openid): Path<String>) -> Response {
     let s = lock(&state);
     match s.users.get(&openid) {
-        Some(u) => Json(json!({"openid": openid, "credits": u.credits, "long_term": u.long_term, "received": u.inbox.len()})).into_response(),
+        Some(u) => {
+            Json(json!({"openid": openid, "credits": u.credits, "long_term": u.long_term, "received": u.inbox.len()}))
+                .into_response()
+        }
         None => not_found("user"),
     }
 }
@@ -68,7 +71,11 @@ pub struct Choices {
 
 /// The user answers `wx.requestSubscribeMessage`: credits/grants change in
 /// WeChat, a popup event is pushed, and the answer is what the mini-program gets.
-pub async fn subscribe(AxState(state): AxState<Shared>, Path(openid): Path<String>, Json(body): Json<Choices>) -> Response {
+pub async fn subscribe(
+    AxState(state): AxState<Shared>,
+    Path(openid): Path<String>,
+    Json(body): Json<Choices>,
+) -> Response {
     let (answer, push) = {
         let mut s = lock(&state);
         let catalogue = templates::from_wechat(&s.config.templates);
@@ -106,7 +113,9 @@ pub async fn subscribe(AxState(state): AxState<Shared>, Path(openid): Path<Strin
             }
         }
         let push = match (&s.config.push, pushed.is_empty()) {
-            (Some(target), false) => Some((target.clone(), push::popup_event(&s.config.original_id, &openid, s.now(), &pushed))),
+            (Some(target), false) => {
+                Some((target.clone(), push::popup_event(&s.config.original_id, &openid, s.now(), &pushed)))
+            }
             _ => None,
         };
         (answer, push)
@@ -124,13 +133,20 @@ pub struct TurnOff {
 
 /// The user switches a template off in settings: nothing more can be sent,
 /// and a change event is pushed.
-pub async fn turn_off(AxState(state): AxState<Shared>, Path(openid): Path<String>, Json(body): Json<TurnOff>) -> Response {
+pub async fn turn_off(
+    AxState(state): AxState<Shared>,
+    Path(openid): Path<String>,
+    Json(body): Json<TurnOff>,
+) -> Response {
     let push = {
         let mut s = lock(&state);
         let Some(user) = s.users.get_mut(&openid) else { return not_found("user") };
         user.credits.insert(body.template_id.clone(), 0);
         user.long_term.insert(body.template_id.clone(), false);
-        s.config.push.clone().map(|t| (t, push::change_event(&s.config.original_id, &openid, s.now(), &body.template_id)))
+        s.config
+            .push
+            .clone()
+            .map(|t| (t, push::change_event(&s.config.original_id, &openid, s.now(), &body.template_id)))
     };
     if let Some((target, event)) = push {
         push::deliver(&state, &target, event).await;
@@ -164,7 +180,9 @@ fn one() -> u32 {
 /// The next `count` calls to `path` answer an errcode, an HTTP status, or are delayed.
 pub async fn add_fault(AxState(state): AxState<Shared>, Json(f): Json<NewFault>) -> Response {
     let kind = match (f.errcode, f.http_status, f.delay_ms) {
-        (Some(errcode), None, None) => FaultKind::Errcode { errcode, errmsg: f.errmsg.unwrap_or_else(|| "injected fault".into()) },
+        (Some(errcode), None, None) => {
+            FaultKind::Errcode { errcode, errmsg: f.errmsg.unwrap_or_else(|| "injected fault".into()) }
+        }
         (None, Some(code), None) => FaultKind::HttpStatus(code),
         (None, None, Some(ms)) => FaultKind::Delay(ms),
         _ => return bad("give exactly one of errcode, http_status, delay_ms"),

@@ -70,7 +70,12 @@ impl SimConfig {
             secret: secret.into(),
             original_id: "gh_0123456789ab".into(),
             templates: demo_templates(),
-            pages: vec!["index".into(), "pages/index/index".into(), "pages/meeting/index".into(), "pages/order/detail".into()],
+            pages: vec![
+                "index".into(),
+                "pages/index/index".into(),
+                "pages/meeting/index".into(),
+                "pages/order/detail".into(),
+            ],
             push: None,
         }
     }

@@ -38,7 +38,13 @@ async fn main() {
             _ => PushMode::Safe,
         };
         let format = if get("push-format", "json") == "xml" { PushFormat::Xml } else { PushFormat::Json };
-        config.push = Some(PushTarget { url: url.clone(), token: get("push-token", ""), aes_key: f.get("push-aes-key").cloned(), mode, format });
+        config.push = Some(PushTarget {
+            url: url.clone(),
+            token: get("push-token", ""),
+            aes_key: f.get("push-aes-key").cloned(),
+            mode,
+            format,
+        });
     }
     let port: u16 = get("port", "0").parse().unwrap_or(0);
     let listener = match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {

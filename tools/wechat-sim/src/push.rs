@@ -64,7 +64,13 @@ pub fn popup_event(original_id: &str, openid: &str, now: i64, results: &[(String
 }
 
 pub fn change_event(original_id: &str, openid: &str, now: i64, template_id: &str) -> Value {
-    event(original_id, openid, now, "subscribe_msg_change_event", vec![json!({"TemplateId": template_id, "SubscribeStatusString": "reject"})])
+    event(
+        original_id,
+        openid,
+        now,
+        "subscribe_msg_change_event",
+        vec![json!({"TemplateId": template_id, "SubscribeStatusString": "reject"})],
+    )
 }
 
 pub fn sent_event(original_id: &str, openid: &str, now: i64, template_id: &str, msgid: &str) -> Value {
@@ -110,7 +116,12 @@ pub fn to_xml(event: &Value) -> String {
 }
 
 /// The signed request WeChat would send: (query pairs, body, content type).
-pub fn render(target: &PushTarget, appid: &str, event: &Value, now: i64) -> (Vec<(String, String)>, String, &'static str) {
+pub fn render(
+    target: &PushTarget,
+    appid: &str,
+    event: &Value,
+    now: i64,
+) -> (Vec<(String, String)>, String, &'static str) {
     let timestamp = now.to_string();
     let nonce = (rand::random::<u32>() % 1_000_000_000).to_string();
     let plain = match target.format {
@@ -157,7 +168,10 @@ pub async fn deliver(state: &Shared, target: &PushTarget, event: Value) {
         (s.config.appid.clone(), s.now())
     };
     let (query, body, content_type) = render(target, &appid, &event, now);
-    let client = match shared::tls::reqwest_builder().map_err(|e| e.to_string()).and_then(|b| b.timeout(Duration::from_secs(5)).build().map_err(|e| e.to_string())) {
+    let client = match shared::tls::reqwest_builder()
+        .map_err(|e| e.to_string())
+        .and_then(|b| b.timeout(Duration::from_secs(5)).build().map_err(|e| e.to_string()))
+    {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "push client");
@@ -173,13 +187,8 @@ pub async fn deliver(state: &Shared, target: &PushTarget, event: Value) {
     };
     for _ in 0..3 {
         record.attempts += 1;
-        let sent = client
-            .post(&target.url)
-            .query(&query)
-            .header("content-type", content_type)
-            .body(body.clone())
-            .send()
-            .await;
+        let sent =
+            client.post(&target.url).query(&query).header("content-type", content_type).body(body.clone()).send().await;
         if let Ok(resp) = sent {
             record.status = Some(resp.status().as_u16());
             let ok = resp.status().is_success();

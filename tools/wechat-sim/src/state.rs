@@ -145,7 +145,9 @@ impl State {
         match self.tokens.get(token) {
             None => Some((40001, "invalid credential, access_token is invalid or not latest")),
             Some(t) if now >= t.expires_at => Some((42001, "access_token expired")),
-            Some(t) if now >= t.valid_until => Some((40001, "invalid credential, access_token is invalid or not latest")),
+            Some(t) if now >= t.valid_until => {
+                Some((40001, "invalid credential, access_token is invalid or not latest"))
+            }
             Some(_) => None,
         }
     }

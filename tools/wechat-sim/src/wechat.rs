@@ -11,14 +11,18 @@ use serde_json::{json, Value};
 use shared::templates::{self, TemplateKind};
 
 use crate::push;
-use crate::state::{Code, FaultKind, InboxMessage, State, FORCE_REFRESH_GAP_S, FORCE_REFRESH_PER_DAY, LOGIN_QUOTA_PER_MINUTE, CODE_TTL_S, OVERLAP_S, STABLE_RENEW_S};
+use crate::state::{
+    Code, FaultKind, InboxMessage, State, CODE_TTL_S, FORCE_REFRESH_GAP_S, FORCE_REFRESH_PER_DAY,
+    LOGIN_QUOTA_PER_MINUTE, OVERLAP_S, STABLE_RENEW_S,
+};
 use crate::Shared;
 
 type Params = Query<HashMap<String, String>>;
 
 fn err(errcode: i64, errmsg: &str) -> Response {
     // WeChat answers errors with HTTP 200 and a `rid` in errmsg.
-    Json(json!({"errcode": errcode, "errmsg": format!("{errmsg} rid: {}", crate::state::random_hex(6))})).into_response()
+    Json(json!({"errcode": errcode, "errmsg": format!("{errmsg} rid: {}", crate::state::random_hex(6))}))
+        .into_response()
 }
 
 /// Counts the call and applies an armed fault: `Some(response)` short-circuits.
@@ -34,7 +38,9 @@ async fn gate(state: &Shared, path: &str) -> Option<Response> {
             None
         }
         FaultKind::Errcode { errcode, errmsg } => Some(err(errcode, &errmsg)),
-        FaultKind::HttpStatus(code) => Some(StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY).into_response()),
+        FaultKind::HttpStatus(code) => {
+            Some(StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY).into_response())
+        }
     }
 }
 
@@ -171,11 +177,7 @@ pub async fn gettemplate(AxState(state): AxState<Shared>, Query(q): Params) -> R
 
 /// The keywords a template's content names: `{{thing1.DATA}}` -> thing1.
 fn keywords(content: &str) -> Vec<String> {
-    content
-        .split("{{")
-        .skip(1)
-        .filter_map(|part| part.split_once(".DATA}}").map(|(k, _)| k.to_string()))
-        .collect()
+    content.split("{{").skip(1).filter_map(|part| part.split_once(".DATA}}").map(|(k, _)| k.to_string())).collect()
 }
 
 pub async fn subscribe_send(AxState(state): AxState<Shared>, Query(q): Params, body: String) -> Response {
@@ -190,7 +192,11 @@ pub async fn subscribe_send(AxState(state): AxState<Shared>, Query(q): Params, b
                     let event = push::sent_event(&s.config.original_id, &openid, s.now(), &template_id, &msgid);
                     (target, event)
                 });
-                (Json(json!({"errcode": 0, "errmsg": "ok", "msgid": msgid.parse::<u64>().unwrap_or(0)})).into_response(), push)
+                (
+                    Json(json!({"errcode": 0, "errmsg": "ok", "msgid": msgid.parse::<u64>().unwrap_or(0)}))
+                        .into_response(),
+                    push,
+                )
             }
             Err((errcode, errmsg)) => (err(errcode, &errmsg), None),
         }
@@ -245,7 +251,8 @@ fn send_checked(s: &mut State, token: Option<&str>, body: &str) -> Result<(Strin
     }
     let catalogue = templates::from_wechat(std::slice::from_ref(&tmpl));
     let def = catalogue.get(&template_id).ok_or_else(|| refused(40037, "invalid template_id"))?;
-    let data = body.get("data").and_then(Value::as_object).ok_or_else(|| refused(47003, "argument invalid! data invalid"))?;
+    let data =
+        body.get("data").and_then(Value::as_object).ok_or_else(|| refused(47003, "argument invalid! data invalid"))?;
     for key in keywords(&tmpl.content) {
         let value = data.get(&key).and_then(|v| v.get("value")).and_then(Value::as_str);
         let Some(value) = value else {
