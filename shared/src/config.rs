@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::templates::TemplateDef;
+use crate::domain::Catalogue;
+pub use crate::wechat::TokenApi;
 
 pub const DEFAULT_API_BASE: &str = "https://api.weixin.qq.com";
 pub const DEFAULT_SESSION_TTL_SECONDS: u64 = 7 * 24 * 3600;
@@ -20,7 +21,7 @@ fn err(var: &'static str, reason: impl Into<String>) -> ConfigError {
     ConfigError { var, reason: reason.into() }
 }
 
-/// Where the AppSecret comes from. The ARN is resolved by [`crate::app`] at cold start.
+/// Where the AppSecret comes from. The ARN is read when a WeChat call first needs it.
 #[derive(Clone, PartialEq, Eq)]
 pub enum SecretSource {
     Plain(String),
@@ -43,14 +44,6 @@ pub enum GrantSource {
     Client,
     /// Grants come from `subscribe_msg_popup_event`; client reports are informational.
     Push,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TokenApi {
-    /// `POST /cgi-bin/stable_token` (default): safe with several fetchers.
-    Stable,
-    /// `GET /cgi-bin/token`: every fetch invalidates the previous token.
-    Classic,
 }
 
 /// DynamoDB table names, one variable each (set by template.yaml with `!Ref`).
@@ -90,13 +83,65 @@ pub struct Config {
     /// cold start when `WECHAT_PUSH_TOKEN` is not set (production).
     pub push_secret_arn: Option<String>,
     /// `None`: discover through gettemplate.
-    pub templates: Option<HashMap<String, TemplateDef>>,
+    pub templates: Option<Catalogue>,
     pub grant_source: GrantSource,
     pub session_ttl: Duration,
     pub token_api: TokenApi,
     pub tables: Tables,
     /// Shards of the due-time index (write sharding for large broadcasts).
     pub due_shards: u32,
+}
+
+/// The push variables as read: the Token, the EncodingAESKey, the secret that may hold both.
+struct PushSettings {
+    token: Option<String>,
+    aes_key: Option<String>,
+    secret_arn: Option<String>,
+}
+
+/// The environment as a lookup: a variable set to blanks counts as unset.
+struct Vars<'a>(&'a HashMap<String, String>);
+
+impl Vars<'_> {
+    fn get(&self, k: &str) -> Option<String> {
+        self.0.get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+    }
+
+    /// A Secrets Manager ARN, checked for its shape.
+    fn arn(&self, var: &'static str) -> Result<Option<String>, ConfigError> {
+        match self.get(var) {
+            Some(arn) if !arn.starts_with("arn:") => {
+                Err(err(var, "must be a Secrets Manager ARN (arn:aws:secretsmanager:...)"))
+            }
+            other => Ok(other),
+        }
+    }
+
+    /// One of a closed set of names, `default` when unset.
+    fn choice<T: Copy>(&self, var: &'static str, default: T, options: &[(&str, T)]) -> Result<T, ConfigError> {
+        let Some(v) = self.get(var) else { return Ok(default) };
+        let names: Vec<String> = options.iter().map(|(name, _)| format!("'{name}'")).collect();
+        options
+            .iter()
+            .find(|(name, _)| *name == v)
+            .map(|(_, t)| *t)
+            .ok_or_else(|| err(var, format!("must be {}, not '{v}'", names.join(" or "))))
+    }
+
+    /// A whole number within `range`, `default` when unset.
+    fn number<T: std::str::FromStr + PartialOrd + Copy + std::fmt::Display>(
+        &self,
+        var: &'static str,
+        default: T,
+        range: std::ops::RangeInclusive<T>,
+        unit: &str,
+    ) -> Result<T, ConfigError> {
+        match self.get(var).map(|v| v.parse::<T>()) {
+            None => Ok(default),
+            Some(Ok(n)) if range.contains(&n) => Ok(n),
+            _ => Err(err(var, format!("must be a whole number{unit} from {} to {}", range.start(), range.end()))),
+        }
+    }
 }
 
 impl Config {
@@ -108,113 +153,81 @@ impl Config {
 
     /// Reads a given map (tests and the local stack use this).
     pub fn from_map(vars: &HashMap<String, String>, needs: Needs) -> Result<Self, ConfigError> {
-        let get = |k: &str| vars.get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
-
-        let appid = get("WECHAT_APPID").ok_or_else(|| err("WECHAT_APPID", "is required"))?;
+        let vars = Vars(vars);
+        let appid = vars.get("WECHAT_APPID").ok_or_else(|| err("WECHAT_APPID", "is required"))?;
         if !appid.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || appid.len() > 64 {
             return Err(err("WECHAT_APPID", "must be an appid such as wx0123456789abcdef"));
         }
-
-        let templates = match get("TEMPLATES") {
-            Some(text) => Some(crate::templates::parse_config(&text).map_err(|r| err("TEMPLATES", r))?),
+        let templates = match vars.get("TEMPLATES") {
+            Some(text) => Some(crate::domain::template::parse_config(&text).map_err(|r| err("TEMPLATES", r))?),
             None => None,
         };
-
-        let secret = match (get("WECHAT_SECRET"), get("WECHAT_SECRET_ARN")) {
-            (Some(s), _) => Some(SecretSource::Plain(s)),
-            (None, Some(arn)) => {
-                if !arn.starts_with("arn:") {
-                    return Err(err("WECHAT_SECRET_ARN", "must be a Secrets Manager ARN (arn:aws:secretsmanager:...)"));
-                }
-                Some(SecretSource::SecretsManager(arn))
-            }
-            (None, None) => None,
-        };
-        // Template discovery calls WeChat, so it needs the secret too.
-        if secret.is_none() && (needs.secret || (templates.is_none() && needs.templates)) {
-            return Err(err("WECHAT_SECRET", "WECHAT_SECRET or WECHAT_SECRET_ARN is required"));
-        }
-
-        let api_base = get("WECHAT_API_BASE").unwrap_or_else(|| DEFAULT_API_BASE.to_string());
+        let secret = Self::secret(&vars, needs, templates.is_some())?;
+        let api_base = vars.get("WECHAT_API_BASE").unwrap_or_else(|| DEFAULT_API_BASE.to_string());
         if !(api_base.starts_with("https://") || api_base.starts_with("http://")) {
             return Err(err("WECHAT_API_BASE", "must be an http(s) URL"));
         }
-        let api_base = api_base.trim_end_matches('/').to_string();
+        let push = Self::push(&vars, needs)?;
+        let ttl =
+            vars.number("SESSION_TTL_SECONDS", DEFAULT_SESSION_TTL_SECONDS, 60..=90 * 24 * 3600, " of seconds")?;
+        let table = |var: &'static str| vars.get(var).ok_or_else(|| err(var, "is required (the DynamoDB table name)"));
+        Ok(Config {
+            appid,
+            secret,
+            api_base: api_base.trim_end_matches('/').to_string(),
+            push_token: push.token,
+            push_aes_key: push.aes_key,
+            push_secret_arn: push.secret_arn,
+            templates,
+            grant_source: vars.choice(
+                "GRANT_SOURCE",
+                GrantSource::Client,
+                &[("client", GrantSource::Client), ("push", GrantSource::Push)],
+            )?,
+            session_ttl: Duration::from_secs(ttl),
+            token_api: vars.choice(
+                "WECHAT_TOKEN_API",
+                TokenApi::Stable,
+                &[("stable", TokenApi::Stable), ("classic", TokenApi::Classic)],
+            )?,
+            tables: Tables {
+                sessions: table("SESSIONS_TABLE")?,
+                grants: table("GRANTS_TABLE")?,
+                messages: table("MESSAGES_TABLE")?,
+                dedupe: table("DEDUPE_TABLE")?,
+                tokens: table("TOKENS_TABLE")?,
+            },
+            due_shards: vars.number("DUE_SHARDS", 8, 1..=256, "")?,
+        })
+    }
 
-        let push_token = get("WECHAT_PUSH_TOKEN");
-        let push_aes_key = get("WECHAT_PUSH_AES_KEY");
-        // Only a function that receives pushes reads the push secret: an
-        // environment shared by all functions (template Globals, a local
-        // stack) must not cost the others a Secrets Manager call per cold start.
-        let push_secret_arn = get("WECHAT_PUSH_SECRET_ARN").filter(|_| needs.push);
-        if let Some(arn) = &push_secret_arn {
-            if !arn.starts_with("arn:") {
-                return Err(err(
-                    "WECHAT_PUSH_SECRET_ARN",
-                    "must be a Secrets Manager ARN (arn:aws:secretsmanager:...)",
-                ));
-            }
+    /// The AppSecret's source. Template discovery calls WeChat, so it needs the secret too.
+    fn secret(vars: &Vars, needs: Needs, templates_given: bool) -> Result<Option<SecretSource>, ConfigError> {
+        let secret = match vars.get("WECHAT_SECRET") {
+            Some(s) => Some(SecretSource::Plain(s)),
+            None => vars.arn("WECHAT_SECRET_ARN")?.map(SecretSource::SecretsManager),
+        };
+        if secret.is_none() && (needs.secret || (!templates_given && needs.templates)) {
+            return Err(err("WECHAT_SECRET", "WECHAT_SECRET or WECHAT_SECRET_ARN is required"));
         }
+        Ok(secret)
+    }
+
+    /// The push Token, EncodingAESKey and the secret that may hold both.
+    /// Only a function that receives pushes reads the push secret: an
+    /// environment shared by all functions (template Globals, a local
+    /// stack) must not cost the others a Secrets Manager call per cold start.
+    fn push(vars: &Vars, needs: Needs) -> Result<PushSettings, ConfigError> {
+        let push_token = vars.get("WECHAT_PUSH_TOKEN");
+        let push_aes_key = vars.get("WECHAT_PUSH_AES_KEY");
+        let push_secret_arn = if needs.push { vars.arn("WECHAT_PUSH_SECRET_ARN")? } else { None };
         if needs.push && push_token.is_none() && push_secret_arn.is_none() {
             return Err(err("WECHAT_PUSH_TOKEN", "WECHAT_PUSH_TOKEN or WECHAT_PUSH_SECRET_ARN is required"));
         }
         if push_token.is_some() || push_aes_key.is_some() {
             check_push(push_token.as_deref(), push_aes_key.as_deref())?;
         }
-
-        let grant_source = match get("GRANT_SOURCE").as_deref() {
-            None | Some("client") => GrantSource::Client,
-            Some("push") => GrantSource::Push,
-            Some(other) => return Err(err("GRANT_SOURCE", format!("must be 'client' or 'push', not '{other}'"))),
-        };
-
-        let session_ttl = match get("SESSION_TTL_SECONDS") {
-            None => Duration::from_secs(DEFAULT_SESSION_TTL_SECONDS),
-            Some(v) => match v.parse::<u64>() {
-                Ok(n) if (60..=90 * 24 * 3600).contains(&n) => Duration::from_secs(n),
-                _ => return Err(err("SESSION_TTL_SECONDS", "must be a whole number of seconds from 60 to 7776000")),
-            },
-        };
-
-        let token_api = match get("WECHAT_TOKEN_API").as_deref() {
-            None | Some("stable") => TokenApi::Stable,
-            Some("classic") => TokenApi::Classic,
-            Some(other) => {
-                return Err(err("WECHAT_TOKEN_API", format!("must be 'stable' or 'classic', not '{other}'")))
-            }
-        };
-
-        let due_shards = match get("DUE_SHARDS") {
-            None => 8,
-            Some(v) => match v.parse::<u32>() {
-                Ok(n) if (1..=256).contains(&n) => n,
-                _ => return Err(err("DUE_SHARDS", "must be a whole number from 1 to 256")),
-            },
-        };
-
-        let table = |var: &'static str| get(var).ok_or_else(|| err(var, "is required (the DynamoDB table name)"));
-        let tables = Tables {
-            sessions: table("SESSIONS_TABLE")?,
-            grants: table("GRANTS_TABLE")?,
-            messages: table("MESSAGES_TABLE")?,
-            dedupe: table("DEDUPE_TABLE")?,
-            tokens: table("TOKENS_TABLE")?,
-        };
-
-        Ok(Config {
-            appid,
-            secret,
-            api_base,
-            push_token,
-            push_aes_key,
-            push_secret_arn,
-            templates,
-            grant_source,
-            session_ttl,
-            token_api,
-            tables,
-            due_shards,
-        })
+        Ok(PushSettings { token: push_token, aes_key: push_aes_key, secret_arn: push_secret_arn })
     }
 }
 

@@ -6,30 +6,20 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use lambda_runtime::LambdaEvent;
 use serde_json::Value;
 
+pub use crate::api::HttpFunction;
+use crate::api::{http, HttpResult};
 use crate::app::Services;
 use crate::config::{Config, Needs};
 use crate::handlers;
-use crate::http::{self, HttpResult};
 
 pub type Error = lambda_runtime::Error;
 
-/// The HTTP functions behind API Gateway.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HttpFunction {
-    Login,
-    Subscribe,
-    Messages,
-    Callback,
-}
-
-impl HttpFunction {
-    pub fn needs(self) -> Needs {
-        match self {
-            HttpFunction::Login => Needs { secret: true, ..Needs::default() },
-            HttpFunction::Subscribe => Needs { templates: true, ..Needs::default() },
-            HttpFunction::Messages => Needs { templates: true, ..Needs::default() },
-            HttpFunction::Callback => Needs { push: true, templates: true, ..Needs::default() },
-        }
+/// What each HTTP function needs of the configuration.
+fn needs(f: HttpFunction) -> Needs {
+    match f {
+        HttpFunction::Login => Needs { secret: true, ..Needs::default() },
+        HttpFunction::Subscribe | HttpFunction::Messages => Needs { templates: true, ..Needs::default() },
+        HttpFunction::Callback => Needs { push: true, templates: true, ..Needs::default() },
     }
 }
 
@@ -65,7 +55,7 @@ pub async fn run_http<H>(f: HttpFunction, handler: H) -> Result<(), Error>
 where
     H: for<'a> Fn(&'a Services, &'a Request) -> BoxFuture<'a, HttpResult> + Copy + Send + Sync + 'static,
 {
-    let svc = boot(f.needs()).await?;
+    let svc = boot(needs(f)).await?;
     lambda_http::run(lambda_http::service_fn(move |req: Request| async move {
         crate::metrics::set_request_id(req.lambda_context_ref().map(|c| c.request_id.as_str()));
         Ok::<_, Error>(http::finish(handler(svc, &req).await))

@@ -2,25 +2,24 @@
 //!
 //! The Lambda entrypoints in `functions/` only load [`config::Config`] once per
 //! cold start, build the clients in [`app`], and hand each event to one of the
-//! plain async functions in [`handlers`].
+//! plain async functions in [`handlers`]. docs/architecture.md draws which
+//! module may import which.
 
+pub mod api;
 pub mod app;
 pub mod aws;
-pub mod clock;
 pub mod config;
-pub mod error;
+pub mod dispatch;
+pub mod domain;
 pub mod handlers;
-pub mod http;
-pub mod ids;
 pub mod lambda;
 pub mod logging;
 pub mod metrics;
 pub mod push;
-pub mod rules;
+pub mod random;
 pub mod secrets;
 pub mod store;
-pub mod templates;
 pub mod tls;
 pub mod wechat;
 
-pub use error::ApiError;
+pub use api::ApiError;

@@ -22,7 +22,7 @@ pub fn set_request_id(id: Option<&str>) {
 pub fn count(name: &str, value: u64, dims: &[(&str, &str)]) {
     let mut line = json!({
         "_aws": {
-            "Timestamp": crate::clock::now_ms(),
+            "Timestamp": crate::domain::Timestamp::now().millis(),
             "CloudWatchMetrics": [{
                 "Namespace": NAMESPACE,
                 // The empty set gives the total (what alarms watch); the named one the breakdown.

@@ -14,7 +14,7 @@ use integration_tests::{
 };
 use serde_json::json;
 use shared::app::Services;
-use shared::handlers::send;
+use shared::dispatch;
 
 const TOKEN_FETCH: &str = "/cgi-bin/stable_token";
 
@@ -68,8 +68,8 @@ async fn one_due_message(env: &TestEnv) -> String {
     openid
 }
 
-async fn tick(svc: &Services) -> send::DispatchReport {
-    send::dispatch_due(svc, "fresh-container", Instant::now() + Duration::from_secs(60)).await
+async fn tick(svc: &Services) -> dispatch::DispatchReport {
+    dispatch::dispatch_due(svc, "fresh-container", Instant::now() + Duration::from_secs(60)).await
 }
 
 #[tokio::test]
@@ -104,7 +104,7 @@ async fn a_tick_with_nothing_due_reads_no_token() {
 #[tokio::test]
 async fn a_stored_token_near_expiry_is_refreshed_once_not_used() {
     let env = TestEnv::start(Options::default()).await;
-    let expires_at = shared::clock::now_s() + 120;
+    let expires_at = shared::domain::Timestamp::now().secs() + 120;
     env.db
         .put_item()
         .table_name(&env.tables["TOKENS_TABLE"])

@@ -23,7 +23,8 @@ fn uri(query: &[(String, String)]) -> String {
 
 /// Pushes `event` as WeChat would, in `mode` and `format`; returns (status, body).
 async fn push(env: &TestEnv, event: &Value, mode: PushMode, format: PushFormat) -> (u16, String) {
-    let (query, body, ctype) = push::render(&target(mode, format), APPID, event, shared::clock::now_s());
+    let (query, body, ctype) =
+        push::render(&target(mode, format), APPID, event, shared::domain::Timestamp::now().secs());
     let (status, _, text) =
         devstack::gateway::invoke(&env.svc, "POST", &uri(&query), &[("content-type", ctype)], body.as_bytes()).await;
     (status, text)
@@ -57,7 +58,7 @@ async fn url_verification() {
 async fn popup_events_count_in_push_mode_once_in_every_mode_and_format() {
     let env = TestEnv::start(Options { grant_source_push: true, ..Options::default() }).await;
     let (openid, token) = logged_in(&env).await;
-    let now = shared::clock::now_s();
+    let now = shared::domain::Timestamp::now().secs();
     for (i, (mode, format)) in MODES.iter().enumerate() {
         // A List of one (object) and, every other time, of several (array).
         let mut results = vec![(ONE_TIME.to_string(), "accept".to_string())];
@@ -106,7 +107,7 @@ async fn sent_events_mark_delivery_once() {
         let (_, created) = call(&env.svc, "POST", "/messages", None, &body.to_string()).await;
         ids.push(created["id"].as_str().expect("id").to_string());
     }
-    shared::handlers::send::dispatch_due(&env.svc, "t", Instant::now() + Duration::from_secs(30)).await;
+    shared::dispatch::dispatch_due(&env.svc, "t", Instant::now() + Duration::from_secs(30)).await;
     let msgids: Vec<String> = {
         let mut v = Vec::new();
         for id in &ids {
@@ -116,7 +117,7 @@ async fn sent_events_mark_delivery_once() {
         v
     };
     // Two sent events of one user in the same second: both must apply.
-    let now = shared::clock::now_s();
+    let now = shared::domain::Timestamp::now().secs();
     let ok = push::sent_event("gh_1", &openid, now, ONE_TIME, &msgids[0]);
     let mut failed = push::sent_event("gh_1", &openid, now, ONE_TIME, &msgids[1]);
     failed["List"]["ErrorCode"] = json!(10001);
@@ -210,7 +211,7 @@ async fn full_loop_through_the_simulator() {
     let body = json!({"openid": openid, "template_id": ONE_TIME, "data": {"thing1": "评审会", "time2": "15:00"}});
     let (status, created) = call(&env.svc, "POST", "/messages", None, &body.to_string()).await;
     assert_eq!(status, 202);
-    shared::handlers::send::dispatch_due(&env.svc, "t", Instant::now() + Duration::from_secs(30)).await;
+    shared::dispatch::dispatch_due(&env.svc, "t", Instant::now() + Duration::from_secs(30)).await;
     let id = created["id"].as_str().expect("id");
     let mut status = String::new();
     for _ in 0..50 {

@@ -4,7 +4,7 @@
 use base64::Engine;
 use proptest::prelude::*;
 use shared::push::crypto::PushCipher;
-use shared::push::event::{parse_document, PushEvent};
+use shared::push::event::{parse_document, Push};
 
 fn key_from(bytes: [u8; 32]) -> String {
     let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
@@ -24,11 +24,11 @@ proptest! {
     #[test]
     fn parse_never_panics(input in ".{0,400}") {
         if let Ok(doc) = parse_document(&input) {
-            let _ = PushEvent::from_document(&doc);
+            let _ = Push::from_document(&doc);
         }
         let xml = format!("<xml>{input}</xml>");
         if let Ok(doc) = parse_document(&xml) {
-            let _ = PushEvent::from_document(&doc);
+            let _ = Push::from_document(&doc);
         }
     }
 

@@ -260,7 +260,7 @@ async fn every_dynamodb_action_of_callback_is_in_its_policy() {
         mode: PushMode::Safe,
         format: PushFormat::Json,
     };
-    let now = shared::clock::now_s();
+    let now = shared::domain::Timestamp::now().secs();
     let pushed = |event: Value| async move {
         let (query, body, ctype) = push::render(target, APPID, &event, now);
         let q: Vec<String> = query
@@ -286,7 +286,7 @@ async fn every_dynamodb_action_of_callback_is_in_its_policy() {
     env.user_subscribes(&openid, json!({ONE_TIME: "accept"})).await;
     let (status, created) = call(&env.svc, "POST", "/messages", None, &meeting(&openid).to_string()).await;
     assert_eq!(status, 202, "{created}");
-    let report = shared::handlers::send::dispatch_due(&env.svc, "t", Instant::now() + Duration::from_secs(30)).await;
+    let report = shared::dispatch::dispatch_due(&env.svc, "t", Instant::now() + Duration::from_secs(30)).await;
     assert_eq!(report.sent, 1);
     let (_, doc) = call(&env.svc, "GET", &format!("/messages/{}", created["id"].as_str().expect("id")), None, "").await;
     pushed(push::sent_event("gh_1", &openid, now + 2, ONE_TIME, doc["msgid"].as_str().expect("msgid"))).await;

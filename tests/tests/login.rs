@@ -22,8 +22,14 @@ async fn login_with_and_without_unionid() {
         assert!(token.len() >= 22, "token carries at least 128 bits");
         assert!(body["expires_at"].as_str().expect("expires_at").ends_with('Z'));
         assert!(!body.to_string().contains("session_key"));
-        let who = env.svc.sessions.lookup(token, shared::clock::now_s()).await.expect("store").expect("valid session");
-        assert_eq!(who.openid, openid);
+        let who = env
+            .svc
+            .sessions
+            .lookup(token, shared::domain::Timestamp::now())
+            .await
+            .expect("store")
+            .expect("valid session");
+        assert_eq!(who.openid.as_str(), openid);
         assert_eq!(who.unionid.as_deref(), unionid);
         // The same lookup guards the subscribe routes.
         let (status, _) = call(&env.svc, "GET", "/subscriptions", Some(token), "").await;
@@ -121,7 +127,7 @@ async fn busy_once_is_retried_down_is_503() {
     let config = shared::config::Config::from_map(&vars, shared::config::Needs { secret: true, ..Default::default() })
         .expect("config");
     let wechat =
-        shared::wechat::HttpWechat::new(&config.api_base, &config.appid, shared::secrets::AppSecret::plain("s"))
+        shared::wechat::HttpWechat::new(&config.api_base, &config.appid, shared::wechat::AppSecret::plain("s"))
             .expect("client");
     let down = shared::app::Services::build(config, env.db.clone(), Arc::new(wechat));
     let (status, body) = call(&down, "POST", "/login", None, r#"{"code":"abc"}"#).await;
@@ -166,11 +172,17 @@ async fn raw_token_is_not_stored_and_expired_sessions_are_refused() {
     let dump = format!("{:?}", scan.items());
     assert_eq!(scan.items().len(), 1);
     assert!(!dump.contains(&token), "the raw token is in the table");
-    assert!(dump.contains(&shared::ids::sha256_hex(token.as_bytes())));
+    assert!(dump.contains(&shared::domain::sha256_hex(token.as_bytes())));
 
-    let expires_at =
-        env.svc.sessions.lookup(&token, shared::clock::now_s()).await.expect("store").expect("live").expires_at;
+    let expires_at = env
+        .svc
+        .sessions
+        .lookup(&token, shared::domain::Timestamp::now())
+        .await
+        .expect("store")
+        .expect("live")
+        .expires_at;
     let later = env.svc.sessions.lookup(&token, expires_at).await.expect("store");
     assert!(later.is_none(), "a session is refused once it expires, even before TTL deletes it");
-    assert!(env.svc.sessions.lookup("forged-token", shared::clock::now_s()).await.expect("store").is_none());
+    assert!(env.svc.sessions.lookup("forged-token", shared::domain::Timestamp::now()).await.expect("store").is_none());
 }

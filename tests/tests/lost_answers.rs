@@ -13,7 +13,7 @@ use integration_tests::{
     call, dynamodb_request, grant, intercepted_container, logged_in, remaining, Options, TestEnv, ONE_TIME,
 };
 use serde_json::{json, Value};
-use shared::handlers::send;
+use shared::dispatch;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -148,7 +148,7 @@ async fn a_message_whose_scheduling_answer_was_lost_is_scheduled_once() {
     assert_eq!(status, 202, "{created}");
     assert_eq!(loss.counts(), (1, 2), "the answer was lost and the request sent again");
     assert_eq!(remaining(&grants(&env, &token).await, ONE_TIME), Some(1), "one credit reserved");
-    let report = send::dispatch_due(&env.svc, "t", Instant::now() + Duration::from_secs(60)).await;
+    let report = dispatch::dispatch_due(&env.svc, "t", Instant::now() + Duration::from_secs(60)).await;
     assert_eq!((report.claimed, report.sent), (1, 1), "{report:?}");
     assert_eq!(env.inbox(&openid).await.len(), 1);
 }
@@ -165,7 +165,7 @@ async fn a_send_whose_outcome_answer_was_lost_is_recorded_once_and_its_shard_goe
     }
     let loss = LoseFirstAnswer::of(&["UpdateItem"], Some(&env.tables["MESSAGES_TABLE"]));
     let svc = intercepted_container(&env, loss.clone());
-    let report = send::dispatch_due(&svc, "t", Instant::now() + Duration::from_secs(60)).await;
+    let report = dispatch::dispatch_due(&svc, "t", Instant::now() + Duration::from_secs(60)).await;
     assert_eq!(loss.counts().0, 1, "an outcome's answer was lost");
     assert_eq!((report.claimed, report.sent, report.lost), (2, 2, 0), "{report:?}");
     assert_eq!(env.inbox(&openid).await.len(), 2, "each sent once");

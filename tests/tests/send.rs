@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 use futures::future::join_all;
 use integration_tests::{call, code, grant, logged_in, remaining, Options, TestEnv, LONG_TERM, ONE_TIME};
 use serde_json::{json, Value};
+use shared::dispatch;
+use shared::domain::Timestamp;
 use shared::handlers::send;
 
 const SEND: &str = "/cgi-bin/message/subscribe/send";
@@ -27,8 +29,12 @@ async fn get(env: &TestEnv, id: &str) -> Value {
     doc
 }
 
-async fn tick(env: &TestEnv) -> send::DispatchReport {
-    send::dispatch_due(&env.svc, "test-dispatcher", Instant::now() + Duration::from_secs(60)).await
+async fn tick(env: &TestEnv) -> dispatch::DispatchReport {
+    dispatch::dispatch_due(&env.svc, "test-dispatcher", Instant::now() + Duration::from_secs(60)).await
+}
+
+fn openid_of(o: &str) -> shared::domain::OpenId {
+    shared::domain::OpenId::parse(o).expect("openid")
 }
 
 async fn user_with_credits(env: &TestEnv, n: usize) -> (String, String) {
@@ -235,7 +241,7 @@ async fn cached_token_is_shared_and_not_refetched() {
         post(&env, &meeting(&openid)).await;
         // Each tick on a fresh container: the token comes from DynamoDB, not WeChat.
         let other = env.another_container();
-        send::dispatch_due(&other, "c", Instant::now() + Duration::from_secs(30)).await;
+        dispatch::dispatch_due(&other, "c", Instant::now() + Duration::from_secs(30)).await;
     }
     assert_eq!(env.sim_requests("/cgi-bin/token").await, 1, "one fetch for all containers");
     assert_eq!(env.inbox(&openid).await.len(), 3);
@@ -252,13 +258,17 @@ async fn eight_dispatchers_deliver_a_thousand_messages_exactly_once() {
             for _ in 0..per_user {
                 env.user_subscribes(o, json!({ONE_TIME: "accept"})).await;
             }
-            let update = shared::store::grants::GrantUpdate {
-                template_id: ONE_TIME.into(),
-                kind: shared::templates::TemplateKind::OneTime,
-                change: shared::store::GrantChange::AddCredit,
+            let update = shared::domain::GrantUpdate {
+                template_id: shared::domain::TemplateId::parse(ONE_TIME).expect("id"),
+                kind: shared::domain::TemplateKind::OneTime,
+                change: shared::domain::GrantChange::AddCredit,
             };
             for _ in 0..per_user {
-                env.svc.grants.apply(o, std::slice::from_ref(&update), None, 0).await.expect("credit");
+                env.svc
+                    .grants
+                    .apply(&openid_of(o), std::slice::from_ref(&update), None, Timestamp::from_secs(0))
+                    .await
+                    .expect("credit");
             }
         }))
         .await;
@@ -282,10 +292,10 @@ async fn eight_dispatchers_deliver_a_thousand_messages_exactly_once() {
     let dispatchers = (0..8).map(|i| {
         let svc = env.another_container();
         tokio::spawn(async move {
-            send::dispatch_due(&svc, &format!("d{i}"), Instant::now() + Duration::from_secs(120)).await
+            dispatch::dispatch_due(&svc, &format!("d{i}"), Instant::now() + Duration::from_secs(120)).await
         })
     });
-    let reports: Vec<send::DispatchReport> =
+    let reports: Vec<dispatch::DispatchReport> =
         join_all(dispatchers).await.into_iter().map(|r| r.expect("task")).collect();
     let sent: usize = reports.iter().map(|r| r.sent).sum();
     assert_eq!(sent, ids.len(), "{reports:?}");
@@ -301,7 +311,7 @@ async fn eight_dispatchers_deliver_a_thousand_messages_exactly_once() {
         }
         let user = env.sim_get(&format!("/sim/users/{o}")).await;
         assert_eq!(user["credits"][ONE_TIME], 0, "WeChat's credits spent exactly");
-        let ledger = env.svc.grants.list(o).await.expect("ledger");
+        let ledger = env.svc.grants.list(&openid_of(o)).await.expect("ledger");
         assert_eq!(ledger[0].remaining, 0, "our credits balance");
     }
     for id in ids.iter().step_by(97) {
@@ -319,13 +329,13 @@ async fn a_dead_dispatchers_claims_are_delivered_later_once() {
     // A dispatcher claims every shard's page with a short hold and dies before sending.
     let mut claimed = Vec::new();
     for shard in 0..env.svc.outbox.shards() {
-        let now = shared::clock::now_ms();
+        let now = Timestamp::now();
         let due = env.svc.outbox.due(shard, now, 100).await.expect("due");
         if !due.is_empty() {
             claimed.extend(
                 env.svc
                     .outbox
-                    .claim_page(shard, due, "dead", now + 1500, now, None)
+                    .claim_page(shard, due, "dead", now.after(Duration::from_millis(1500)), now, None)
                     .await
                     .expect("claim")
                     .expect("free shard")
@@ -344,7 +354,7 @@ async fn a_dead_dispatchers_claims_are_delivered_later_once() {
     let late = env
         .svc
         .outbox
-        .finish(&claimed[0], 1, &shared::store::outbox::Finish::Sent { msgid: 1 }, 0)
+        .finish(&claimed[0], 1, &shared::domain::Finish::Sent { msgid: 1 }, Timestamp::from_millis(0))
         .await
         .expect("store");
     assert!(!late, "a lost lease writes nothing");
@@ -450,8 +460,8 @@ async fn a_refresh_that_outlives_its_lease_still_uses_the_token_wechat_issued() 
 /// The page of `shard` a dispatcher would read now, and the shard holding `id`.
 async fn page_with(env: &TestEnv, id: &str) -> (u32, Vec<shared::store::DueEntry>) {
     for shard in 0..env.svc.outbox.shards() {
-        let due = env.svc.outbox.due(shard, shared::clock::now_ms(), 100).await.expect("due");
-        if due.iter().any(|m| m.id == id) {
+        let due = env.svc.outbox.due(shard, Timestamp::now(), 100).await.expect("due");
+        if due.iter().any(|m| m.id.as_str() == id) {
             return (shard, due);
         }
     }
@@ -465,11 +475,11 @@ async fn a_message_on_a_dispatchers_page_reads_sending_and_nothing_else_can_take
     let (_, created) = post(&env, &meeting(&openid)).await;
     let id = created["id"].as_str().expect("id").to_string();
     let (shard, page) = page_with(&env, &id).await;
-    let now = shared::clock::now_ms();
+    let now = Timestamp::now();
     let claimed = env
         .svc
         .outbox
-        .claim_page(shard, page, "holder", now + 60_000, now, None)
+        .claim_page(shard, page, "holder", now.after(Duration::from_secs(60)), now, None)
         .await
         .expect("claim")
         .expect("free shard")
@@ -481,14 +491,26 @@ async fn a_message_on_a_dispatchers_page_reads_sending_and_nothing_else_can_take
     assert_eq!((status, code(&e)), (409, "already_sent"), "a message being sent cannot be cancelled");
     // A direct invocation's claim of the same message is refused inside its transaction.
     let stale = &claimed[0];
-    assert!(env.svc.outbox.claim_one(stale, "direct", now + 60_000, now).await.expect("store").is_none());
+    assert!(env
+        .svc
+        .outbox
+        .claim_one(stale, "direct", now.after(Duration::from_secs(60)), now)
+        .await
+        .expect("store")
+        .is_none());
     // Another dispatcher cannot take the shard while the claim holds.
     assert_eq!(tick(&env).await.claimed, 0);
     let (_, again) = page_with(&env, &id).await;
-    assert!(env.svc.outbox.claim_page(shard, again, "other", now + 60_000, now, None).await.expect("claim").is_none());
+    assert!(env
+        .svc
+        .outbox
+        .claim_page(shard, again, "other", now.after(Duration::from_secs(60)), now, None)
+        .await
+        .expect("claim")
+        .is_none());
 
     // The holder delivers it, once, and lets the shard go.
-    assert_eq!(send::deliver(&env.svc, stale).await, send::Outcome::Sent);
+    assert_eq!(dispatch::deliver(&env.svc, stale).await, dispatch::Outcome::Sent);
     env.svc.outbox.release_page(shard, "holder").await.expect("release");
     assert_eq!(tick(&env).await.claimed, 0, "nothing sent twice");
     assert_eq!(get(&env, &id).await["status"], "sent");
@@ -506,11 +528,11 @@ async fn a_message_cancelled_after_the_index_was_read_is_not_sent() {
     let (shard, page) = page_with(&env, &id).await;
     let (status, doc) = call(&env.svc, "DELETE", &format!("/messages/{id}"), None, "").await;
     assert_eq!((status, doc["status"].as_str()), (200, Some("cancelled")));
-    let now = shared::clock::now_ms();
+    let now = Timestamp::now();
     let claimed = env
         .svc
         .outbox
-        .claim_page(shard, page, "late", now + 60_000, now, None)
+        .claim_page(shard, page, "late", now.after(Duration::from_secs(60)), now, None)
         .await
         .expect("claim")
         .expect("free shard")
@@ -528,10 +550,10 @@ async fn a_held_claim_stops_only_the_messages_on_its_page() {
     let (_, first) = post(&env, &meeting(&openid)).await;
     let first = first["id"].as_str().expect("id").to_string();
     let (shard, page) = page_with(&env, &first).await;
-    let now = shared::clock::now_ms();
+    let now = Timestamp::now();
     env.svc
         .outbox
-        .claim_page(shard, page, "holder", now + 60_000, now, None)
+        .claim_page(shard, page, "holder", now.after(Duration::from_secs(60)), now, None)
         .await
         .expect("claim")
         .expect("free shard");
@@ -546,7 +568,14 @@ async fn a_held_claim_stops_only_the_messages_on_its_page() {
     let expired = env
         .svc
         .outbox
-        .claim_page(shard, page_with(&env, &first).await.1, "next", now + 60_000, now + 61_000, None)
+        .claim_page(
+            shard,
+            page_with(&env, &first).await.1,
+            "next",
+            now.after(Duration::from_secs(60)),
+            now.after(Duration::from_secs(61)),
+            None,
+        )
         .await
         .expect("claim");
     assert_eq!(expired.map(|c| c.messages.len()), Some(1));
@@ -592,7 +621,7 @@ async fn an_unrecorded_send_keeps_its_shard_claimed_so_it_is_not_sent_again_at_o
     let id = created["id"].as_str().expect("id").to_string();
     let doomed = integration_tests::intercepted_container(&env, FailOn::messages(&env, "UpdateItem"));
     // WeChat accepts the message, then every try of the outcome write fails.
-    let report = send::dispatch_due(&doomed, "doomed", Instant::now() + Duration::from_secs(60)).await;
+    let report = dispatch::dispatch_due(&doomed, "doomed", Instant::now() + Duration::from_secs(60)).await;
     assert_eq!((report.claimed, report.sent, report.lost), (1, 0, 1), "{report:?}");
     assert_eq!(env.inbox(&openid).await.len(), 1);
     // The claim was left to run out, not given back: nobody sends it again meanwhile.
@@ -627,7 +656,7 @@ async fn direct_invocations_racing_ticks_deliver_each_message_once() {
             let mut reports = Vec::new();
             for _ in 0..10 {
                 reports.push(
-                    send::dispatch_due(&svc, &format!("tick{i}"), Instant::now() + Duration::from_secs(60)).await,
+                    dispatch::dispatch_due(&svc, &format!("tick{i}"), Instant::now() + Duration::from_secs(60)).await,
                 );
             }
             reports
@@ -638,7 +667,7 @@ async fn direct_invocations_racing_ticks_deliver_each_message_once() {
         let doc = a.expect("task").expect("answer");
         assert!(matches!(doc["status"].as_str(), Some("sent" | "sending")), "{doc}");
     }
-    let reports: Vec<send::DispatchReport> = ticks.into_iter().flat_map(|t| t.expect("task")).collect();
+    let reports: Vec<dispatch::DispatchReport> = ticks.into_iter().flat_map(|t| t.expect("task")).collect();
     assert!(reports.iter().all(|r| r.lost == 0 && r.failed == 0), "{reports:?}");
     // Whatever a held page kept from its direct invocation, the last tick delivers.
     tick(&env).await;

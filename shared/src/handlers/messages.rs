@@ -2,55 +2,47 @@
 //! (IAM-authorised at API Gateway).
 
 use lambda_http::Request;
-use serde_json::json;
 
-use super::schedule::{self, Scheduled};
+use crate::api::requests::MessageFields;
+use crate::api::{http, views, ApiError, HttpFunction, HttpResult, Route};
+use crate::app::schedule::{self, Scheduled};
 use crate::app::Services;
-use crate::clock;
-use crate::error::ApiError;
-use crate::http::{self, HttpResult};
-use crate::store::outbox::CancelOutcome;
+use crate::domain::ids::quote;
+use crate::domain::{MessageId, Timestamp};
+use crate::store::CancelOutcome;
 
 pub const BODY_LIMIT: usize = 64 * 1024;
-
-fn message_id(req: &Request, path: &str) -> Option<String> {
-    http::path_param(req, "id").or_else(|| {
-        let (_, tail) = path.rsplit_once("/messages/")?;
-        (!tail.is_empty() && !tail.contains('/')).then(|| tail.to_string())
-    })
-}
+/// How much of an id that names no message its `not_found` quotes.
+const ID_QUOTE_MAX: usize = 64;
 
 pub async fn handle(svc: &Services, req: &Request) -> HttpResult {
-    let (method, path) = (req.method().as_str(), http::path(req));
-    if method == "POST" && path.ends_with("/messages") {
-        let body = http::json_object(req, BODY_LIMIT)?;
-        return match schedule::schedule(svc, &body, None).await? {
-            Scheduled::Created(m) => Ok(http::json(
-                202,
-                &json!({"id": m.id, "status": m.status.as_str(), "send_at": clock::rfc3339_ms(m.send_at_ms)}),
-            )),
-            Scheduled::Existing(m) => Ok(http::json(200, &m.to_document())),
+    let (route, id) = super::route(HttpFunction::Messages, req)?;
+    if route == Route::ScheduleMessage {
+        let fields: MessageFields = http::json_body(req, BODY_LIMIT)?;
+        return match schedule::schedule(svc, &fields, None).await? {
+            Scheduled::Created(m) => Ok(http::json(202, &views::scheduled(&m))),
+            Scheduled::Existing(m) => Ok(http::json(200, &views::message(&m))),
         };
     }
-    let id = message_id(req, &path).ok_or_else(|| super::no_route(method, &path))?;
-    if id.len() > 64 {
-        return Err(ApiError::NotFound(format!("no message {id}")));
-    }
-    match method {
-        "GET" => match svc.outbox.get(&id).await? {
-            Some(m) => Ok(http::json(200, &m.to_document())),
-            None => Err(ApiError::NotFound(format!("no message {id}"))),
-        },
-        "DELETE" => match svc.outbox.cancel(&id, clock::now_ms()).await? {
+    let raw = id.unwrap_or_default();
+    // An id of another form than ours names no message: no lookup.
+    let id = MessageId::parse(&raw)
+        .ok_or_else(|| ApiError::NotFound(format!("no message {}", quote(&raw, ID_QUOTE_MAX))))?;
+    let not_found = || ApiError::NotFound(format!("no message {id}"));
+    match route {
+        Route::GetMessage => {
+            svc.outbox.get(&id).await?.map(|m| http::json(200, &views::message(&m))).ok_or_else(not_found)
+        }
+        Route::CancelMessage => match svc.outbox.cancel(&id, Timestamp::now()).await? {
             CancelOutcome::Cancelled(m) => {
                 tracing::info!(id = %m.id, "message cancelled");
-                Ok(http::json(200, &m.to_document()))
+                Ok(http::json(200, &views::message(&m)))
             }
             CancelOutcome::AlreadySent(m) => {
                 Err(ApiError::AlreadySent(format!("message {} is already {}", m.id, m.status.as_str())))
             }
-            CancelOutcome::NotFound => Err(ApiError::NotFound(format!("no message {id}"))),
+            CancelOutcome::NotFound => Err(not_found()),
         },
-        _ => Err(super::no_route(method, &path)),
+        _ => Err(not_found()),
     }
 }

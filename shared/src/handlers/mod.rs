@@ -1,17 +1,23 @@
-//! One module per function. Each takes the prepared [`crate::app::Services`]
-//! and a decoded event, and returns what the function answers.
+//! One module per function, each thin: match the route, parse the request
+//! (`api::requests`), call the app, store or WeChat, answer (`api::views`).
 
-pub mod auth;
 pub mod callback;
 pub mod login;
 pub mod messages;
-pub mod schedule;
 pub mod send;
 pub mod subscribe;
 
-use crate::error::ApiError;
+use lambda_http::Request;
 
-/// `404 not_found` for a method/path the function does not serve.
-pub fn no_route(method: &str, path: &str) -> ApiError {
-    ApiError::NotFound(format!("no route for {method} {path}"))
+use crate::api::routes::{self, HttpFunction, Route};
+use crate::api::{http, ApiError};
+
+/// The route `function` serves for this request (and its `{id}`), or `404 not_found`.
+fn route(function: HttpFunction, req: &Request) -> Result<(Route, Option<String>), ApiError> {
+    let (method, path) = (req.method().as_str(), http::path(req));
+    let matched = routes::resolve(function, method, &path)
+        .ok_or_else(|| ApiError::NotFound(format!("no route for {method} {}", crate::domain::ids::quote(&path, 64))))?;
+    // API Gateway's path parameter when it gives one, else the segment itself.
+    let id = http::path_param(req, "id").or_else(|| matched.id.map(str::to_string));
+    Ok((matched.def.route, id))
 }

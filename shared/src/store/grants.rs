@@ -1,71 +1,15 @@
 //! The grant ledger: per (openid, template), one-time credits that accumulate
 //! and long-term grants that are on or off. `credits` counts credits not yet
-//! reserved by a scheduled message, so it is what `remaining` reports.
+//! reserved by a scheduled message, so it is what `remaining` reports. The
+//! reservation a scheduled message makes, and its return, live here too.
 
-use std::collections::HashMap;
-
-use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{ConditionCheck, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
 
-use super::attrs::{b, get_bool, get_n, get_s, map, n, s, Item};
+use super::attrs::{b, get_bool, get_n, get_s, map, n, s, secs, Item};
 use super::tx::{self, TxResult};
 use super::{dedupe, StoreError};
-use crate::templates::TemplateKind;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Grant {
-    pub template_id: String,
-    pub kind: TemplateKind,
-    pub remaining: i64,
-    pub active: bool,
-}
-
-impl Grant {
-    pub fn to_json(&self) -> serde_json::Value {
-        match self.kind {
-            TemplateKind::OneTime => {
-                serde_json::json!({"template_id": self.template_id, "kind": "one_time", "remaining": self.remaining})
-            }
-            TemplateKind::LongTerm => {
-                serde_json::json!({"template_id": self.template_id, "kind": "long_term", "active": self.active})
-            }
-        }
-    }
-
-    /// Can a message be sent on this grant now?
-    pub fn usable(&self) -> bool {
-        match self.kind {
-            TemplateKind::OneTime => self.remaining > 0,
-            TemplateKind::LongTerm => self.active,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GrantChange {
-    /// One more one-time credit.
-    AddCredit,
-    /// A long-term template turned on or off.
-    SetActive(bool),
-    /// The user turned the template off in settings: credits to zero, long-term off.
-    Revoke,
-}
-
-impl GrantChange {
-    /// Whether applying the change twice leaves what applying it once does.
-    /// The SDK sends a request again when its answer is lost (an attempt
-    /// timeout, a dropped connection), after DynamoDB may have applied it.
-    fn idempotent(self) -> bool {
-        !matches!(self, GrantChange::AddCredit)
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct GrantUpdate {
-    pub template_id: String,
-    pub kind: TemplateKind,
-    pub change: GrantChange,
-}
+use crate::domain::{Grant, GrantChange, GrantUpdate, OpenId, TemplateId, TemplateKind, Timestamp};
 
 #[derive(Clone, Debug)]
 pub struct GrantLedger {
@@ -81,28 +25,36 @@ pub enum Applied {
     Before,
 }
 
+/// A grant together with its holder.
+#[derive(Debug, Clone)]
+pub struct Grantee {
+    pub openid: OpenId,
+    pub grant: Grant,
+}
+
 impl GrantLedger {
     pub fn new(db: Client, table: impl Into<String>, dedupe_table: impl Into<String>) -> Self {
         GrantLedger { db, table: table.into(), dedupe_table: dedupe_table.into() }
     }
 
-    fn key(openid: &str, template_id: &str) -> Item {
-        map([("openid", s(openid)), ("template_id", s(template_id))])
+    fn key(openid: &OpenId, template_id: &TemplateId) -> Item {
+        map([("openid", s(openid.as_str())), ("template_id", s(template_id.as_str()))])
     }
 
-    fn update(&self, openid: &str, u: &GrantUpdate, now_s: i64) -> Result<TransactWriteItem, StoreError> {
+    fn update(&self, openid: &OpenId, u: &GrantUpdate, now: Timestamp) -> Result<TransactWriteItem, StoreError> {
+        let (kind, now) = (s(u.kind.as_str()), secs(now));
         let (expr, values): (&str, Item) = match u.change {
             GrantChange::AddCredit => (
                 "ADD credits :one SET kind = :kind, updated_at = :now",
-                map([(":one", n(1)), (":kind", s(u.kind.as_str())), (":now", n(now_s))]),
+                map([(":one", n(1)), (":kind", kind), (":now", now)]),
             ),
             GrantChange::SetActive(on) => (
                 "SET active = :on, kind = :kind, updated_at = :now",
-                map([(":on", b(on)), (":kind", s(u.kind.as_str())), (":now", n(now_s))]),
+                map([(":on", b(on)), (":kind", kind), (":now", now)]),
             ),
             GrantChange::Revoke => (
                 "SET credits = :zero, active = :off, kind = :kind, updated_at = :now",
-                map([(":zero", n(0)), (":off", b(false)), (":kind", s(u.kind.as_str())), (":now", n(now_s))]),
+                map([(":zero", n(0)), (":off", b(false)), (":kind", kind), (":now", now)]),
             ),
         };
         let update = Update::builder()
@@ -118,17 +70,17 @@ impl GrantLedger {
     /// applied under that key changes nothing and answers [`Applied::Before`].
     pub async fn apply(
         &self,
-        openid: &str,
+        openid: &OpenId,
         updates: &[GrantUpdate],
         dedupe_key: Option<&str>,
-        now_s: i64,
+        now: Timestamp,
     ) -> Result<Applied, StoreError> {
         let mut items = Vec::with_capacity(updates.len() + 1);
         if let Some(k) = dedupe_key {
-            items.push(dedupe::put_once(&self.dedupe_table, k, now_s)?);
+            items.push(dedupe::put_once(&self.dedupe_table, k, now)?);
         }
         for u in updates {
-            items.push(self.update(openid, u, now_s)?);
+            items.push(self.update(openid, u, now)?);
         }
         // A lone idempotent update needs no transaction: one atomic UpdateItem
         // is cheaper and never conflicts with concurrent reports. A credit is
@@ -144,7 +96,7 @@ impl GrantLedger {
         }
     }
 
-    pub async fn list(&self, openid: &str) -> Result<Vec<Grant>, StoreError> {
+    pub async fn list(&self, openid: &OpenId) -> Result<Vec<Grant>, StoreError> {
         let mut out = Vec::new();
         let mut start: Option<Item> = None;
         loop {
@@ -153,7 +105,7 @@ impl GrantLedger {
                 .query()
                 .table_name(&self.table)
                 .key_condition_expression("openid = :o")
-                .expression_attribute_values(":o", s(openid))
+                .expression_attribute_values(":o", s(openid.as_str()))
                 .consistent_read(true)
                 .set_exclusive_start_key(start.take())
                 .send()
@@ -173,8 +125,8 @@ impl GrantLedger {
     /// long-term grant is on.
     pub fn reserve_item(
         &self,
-        openid: &str,
-        template_id: &str,
+        openid: &OpenId,
+        template_id: &TemplateId,
         kind: TemplateKind,
     ) -> Result<TransactWriteItem, StoreError> {
         let key = Self::key(openid, template_id);
@@ -205,7 +157,7 @@ impl GrantLedger {
 
     /// Gives a reserved one-time credit back (cancel, or a send that WeChat refused
     /// without spending the user's credit).
-    pub fn release_item(&self, openid: &str, template_id: &str) -> Result<TransactWriteItem, StoreError> {
+    pub fn release_item(&self, openid: &OpenId, template_id: &TemplateId) -> Result<TransactWriteItem, StoreError> {
         let update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(Self::key(openid, template_id)))
@@ -218,17 +170,18 @@ impl GrantLedger {
     /// WeChat said 43101: the user has nothing left for this template.
     pub fn revoke_item(
         &self,
-        openid: &str,
-        template_id: &str,
+        openid: &OpenId,
+        template_id: &TemplateId,
         kind: TemplateKind,
-        now_s: i64,
+        now: Timestamp,
     ) -> Result<TransactWriteItem, StoreError> {
-        self.update(openid, &GrantUpdate { template_id: template_id.into(), kind, change: GrantChange::Revoke }, now_s)
+        let update = GrantUpdate { template_id: template_id.clone(), kind, change: GrantChange::Revoke };
+        self.update(openid, &update, now)
     }
 
     /// Every user who can receive this template now: a credit left or an active
     /// long-term grant. Reads the `by_template` index page by page.
-    pub async fn grantees(&self, template_id: &str) -> Result<Vec<Grantee>, StoreError> {
+    pub async fn grantees(&self, template_id: &TemplateId) -> Result<Vec<Grantee>, StoreError> {
         let mut out = Vec::new();
         let mut start: Option<Item> = None;
         loop {
@@ -238,15 +191,16 @@ impl GrantLedger {
                 .table_name(&self.table)
                 .index_name("by_template")
                 .key_condition_expression("template_id = :t")
-                .expression_attribute_values(":t", s(template_id))
+                .expression_attribute_values(":t", s(template_id.as_str()))
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
                 .map_err(StoreError::sdk)?;
             for item in page.items() {
-                if let (Some(openid), Some(g)) = (get_s(item, "openid"), grant_of(item)) {
-                    if g.usable() {
-                        out.push(Grantee { openid, grant: g });
+                let openid = get_s(item, "openid").and_then(|o| OpenId::parse(o).ok());
+                if let (Some(openid), Some(grant)) = (openid, grant_of(item)) {
+                    if grant.usable() {
+                        out.push(Grantee { openid, grant });
                     }
                 }
             }
@@ -259,18 +213,10 @@ impl GrantLedger {
     }
 }
 
-/// A grant together with its holder.
-#[derive(Debug, Clone)]
-pub struct Grantee {
-    pub openid: String,
-    pub grant: Grant,
-}
-
-fn grant_of(item: &HashMap<String, AttributeValue>) -> Option<Grant> {
-    let kind = TemplateKind::parse(&get_s(item, "kind")?)?;
+fn grant_of(item: &Item) -> Option<Grant> {
     Some(Grant {
-        template_id: get_s(item, "template_id")?,
-        kind,
+        template_id: TemplateId::parse(get_s(item, "template_id")?).ok()?,
+        kind: TemplateKind::parse(&get_s(item, "kind")?)?,
         remaining: get_n(item, "credits").unwrap_or(0),
         active: get_bool(item, "active").unwrap_or(false),
     })

@@ -1,23 +1,25 @@
-//! DynamoDB access: one file per table-backed idea. Every table is declared
-//! in template.yaml and created from it in tests, so code and template agree.
+//! DynamoDB access, and nothing else: one file per table-backed idea, over
+//! the domain's types. Every table is declared in template.yaml and created
+//! from it in tests, so code and template agree.
 
 pub(crate) mod attrs;
-pub mod dedupe;
+mod dedupe;
 pub mod grants;
 pub mod outbox;
-pub mod ride_along;
+mod ride_along;
 pub mod sessions;
-pub mod shard_claim;
-pub mod token_cache;
-pub(crate) mod tx;
+mod shard_claim;
+pub mod tokens;
+mod tx;
 
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 
-pub use grants::{Grant, GrantChange, GrantLedger};
-pub use outbox::{ClaimedPage, DueEntry, Message, MessageStatus, Outbox};
+pub use attrs::Item;
+pub use grants::{Applied, GrantLedger, Grantee};
+pub use outbox::{CancelOutcome, ClaimedPage, DeliveryReport, DueEntry, Outbox, Recorded, ScheduleOutcome};
 pub use ride_along::RideAlong;
-pub use sessions::{Session, SessionStore};
-pub use token_cache::AccessTokenCache;
+pub use sessions::{NewSession, Session, SessionStore};
+pub use tokens::TokenStore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -6,16 +6,24 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
 
-use super::attrs::{get_s, map, n, req_n, req_s, s};
+use super::attrs::{get_s, get_secs, map, req_parsed, s, secs};
 use super::StoreError;
-use crate::ids;
-use crate::wechat::CodeSession;
+use crate::domain::{sha256_hex, OpenId, Timestamp};
+use crate::random;
 
+/// Who a bearer token belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
-    pub openid: String,
+    pub openid: OpenId,
     pub unionid: Option<String>,
-    pub expires_at: i64,
+    pub expires_at: Timestamp,
+}
+
+/// What jscode2session told us of a user: `session_key` is stored, never shown.
+pub struct NewSession<'a> {
+    pub openid: &'a OpenId,
+    pub unionid: Option<&'a str>,
+    pub session_key: &'a str,
 }
 
 #[derive(Clone, Debug)]
@@ -29,22 +37,23 @@ impl SessionStore {
         SessionStore { db, table: table.into() }
     }
 
-    fn hash(token: &str) -> String {
-        ids::sha256_hex(token.as_bytes())
-    }
-
     /// Stores a new session and returns `(token, expires_at)`.
-    pub async fn create(&self, who: &CodeSession, ttl: Duration, now_s: i64) -> Result<(String, i64), StoreError> {
-        let token = ids::session_token();
-        let expires_at = now_s + ttl.as_secs() as i64;
+    pub async fn create(
+        &self,
+        who: NewSession<'_>,
+        ttl: Duration,
+        now: Timestamp,
+    ) -> Result<(String, Timestamp), StoreError> {
+        let token = random::session_token();
+        let expires_at = Timestamp::from_secs(now.secs()).after(ttl);
         let mut item = map([
-            ("token_hash", s(Self::hash(&token))),
-            ("openid", s(&who.openid)),
-            ("session_key", s(&who.session_key)),
-            ("created_at", n(now_s)),
-            ("expires_at", n(expires_at)),
+            ("token_hash", s(sha256_hex(token.as_bytes()))),
+            ("openid", s(who.openid.as_str())),
+            ("session_key", s(who.session_key)),
+            ("created_at", secs(now)),
+            ("expires_at", secs(expires_at)),
         ]);
-        if let Some(u) = &who.unionid {
+        if let Some(u) = who.unionid {
             item.insert("unionid".into(), s(u));
         }
         self.db
@@ -59,21 +68,26 @@ impl SessionStore {
     }
 
     /// Who holds this bearer token? `None` when unknown or expired.
-    pub async fn lookup(&self, token: &str, now_s: i64) -> Result<Option<Session>, StoreError> {
+    pub async fn lookup(&self, token: &str, now: Timestamp) -> Result<Option<Session>, StoreError> {
         let out = self
             .db
             .get_item()
             .table_name(&self.table)
-            .key("token_hash", s(Self::hash(token)))
+            .key("token_hash", s(sha256_hex(token.as_bytes())))
             .projection_expression("openid, unionid, expires_at")
             .send()
             .await
             .map_err(StoreError::sdk)?;
         let Some(item) = out.item else { return Ok(None) };
-        let expires_at: i64 = req_n(&item, "expires_at")?;
-        if expires_at <= now_s {
+        let expires_at = get_secs(&item, "expires_at")
+            .ok_or_else(|| StoreError::Malformed("missing number attribute expires_at".into()))?;
+        if expires_at <= now {
             return Ok(None);
         }
-        Ok(Some(Session { openid: req_s(&item, "openid")?, unionid: get_s(&item, "unionid"), expires_at }))
+        Ok(Some(Session {
+            openid: req_parsed(&item, "openid", OpenId::parse)?,
+            unionid: get_s(&item, "unionid"),
+            expires_at,
+        }))
     }
 }

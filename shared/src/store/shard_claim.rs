@@ -14,9 +14,10 @@
 use aws_sdk_dynamodb::types::{ConditionCheck, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
 
-use super::attrs::{get_n, get_s, map, n, s, Item};
+use super::attrs::{get_ms, get_s, map, ms, s, Item};
 use super::tx;
 use super::StoreError;
+use crate::domain::Timestamp;
 
 pub const PREFIX: &str = "claim#";
 
@@ -46,8 +47,8 @@ impl ShardClaims {
         shard: &str,
         owner: &str,
         page: Vec<String>,
-        hold_until_ms: i64,
-        now_ms: i64,
+        hold_until: Timestamp,
+        now: Timestamp,
     ) -> Result<bool, StoreError> {
         if page.is_empty() {
             return Err(StoreError::Dynamo("a shard claim needs a page".into()));
@@ -59,12 +60,12 @@ impl ShardClaims {
             .set_item(Some(map([
                 ("id", s(Self::key(shard))),
                 ("owner", s(owner)),
-                ("hold_until", n(hold_until_ms)),
+                ("hold_until", ms(hold_until)),
                 ("ids", aws_sdk_dynamodb::types::AttributeValue::Ss(page)),
             ])))
             .condition_expression("attribute_not_exists(id) OR hold_until < :now OR #owner = :me")
             .expression_attribute_names("#owner", "owner")
-            .set_expression_attribute_values(Some(map([(":now", n(now_ms)), (":me", s(owner))])))
+            .set_expression_attribute_values(Some(map([(":now", ms(now)), (":me", s(owner))])))
             .send()
             .await;
         tx::condition_held(result)
@@ -88,21 +89,21 @@ impl ShardClaims {
     }
 
     /// A transaction item that fails while a live claim on `shard` names `id`.
-    pub fn not_holding_item(&self, shard: &str, id: &str, now_ms: i64) -> Result<TransactWriteItem, StoreError> {
+    pub fn not_holding_item(&self, shard: &str, id: &str, now: Timestamp) -> Result<TransactWriteItem, StoreError> {
         Ok(TransactWriteItem::builder()
             .condition_check(
                 ConditionCheck::builder()
                     .table_name(&self.table)
                     .key("id", s(Self::key(shard)))
                     .condition_expression(NOT_HOLDING)
-                    .set_expression_attribute_values(Some(map([(":claim_now", n(now_ms)), (":claimed_id", s(id))])))
+                    .set_expression_attribute_values(Some(map([(":claim_now", ms(now)), (":claimed_id", s(id))])))
                     .build()?,
             )
             .build())
     }
 
     /// Whether a live claim on `shard` names `id` (a consistent read).
-    pub async fn holds(&self, shard: &str, id: &str, now_ms: i64) -> Result<bool, StoreError> {
+    pub async fn holds(&self, shard: &str, id: &str, now: Timestamp) -> Result<bool, StoreError> {
         let out = self
             .db
             .get_item()
@@ -112,12 +113,12 @@ impl ShardClaims {
             .send()
             .await
             .map_err(StoreError::sdk)?;
-        Ok(out.item.as_ref().is_some_and(|item| is_live_and_names(item, id, now_ms)))
+        Ok(out.item.as_ref().is_some_and(|item| is_live_and_names(item, id, now)))
     }
 }
 
-fn is_live_and_names(item: &Item, id: &str, now_ms: i64) -> bool {
-    let live = get_n::<i64>(item, "hold_until").is_some_and(|until| until >= now_ms) && get_s(item, "owner").is_some();
+fn is_live_and_names(item: &Item, id: &str, now: Timestamp) -> bool {
+    let live = get_ms(item, "hold_until").is_some_and(|until| until >= now) && get_s(item, "owner").is_some();
     live && item.get("ids").and_then(|v| v.as_ss().ok()).is_some_and(|ids| ids.iter().any(|i| i == id))
 }
 
@@ -130,15 +131,15 @@ mod tests {
         map([
             ("id", s("claim#due#0")),
             ("owner", s("o")),
-            ("hold_until", n(until)),
+            ("hold_until", ms(Timestamp::from_millis(until))),
             ("ids", AttributeValue::Ss(ids.iter().map(|i| i.to_string()).collect())),
         ])
     }
 
     #[test]
     fn a_claim_holds_only_the_ids_of_its_page_until_it_runs_out() {
-        assert!(is_live_and_names(&claim(100, &["a", "b"]), "a", 100));
-        assert!(!is_live_and_names(&claim(100, &["a", "b"]), "c", 50));
-        assert!(!is_live_and_names(&claim(100, &["a", "b"]), "a", 101));
+        assert!(is_live_and_names(&claim(100, &["a", "b"]), "a", Timestamp::from_millis(100)));
+        assert!(!is_live_and_names(&claim(100, &["a", "b"]), "c", Timestamp::from_millis(50)));
+        assert!(!is_live_and_names(&claim(100, &["a", "b"]), "a", Timestamp::from_millis(101)));
     }
 }

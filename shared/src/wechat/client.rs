@@ -4,9 +4,7 @@ use async_trait::async_trait;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use super::{AccessToken, CodeSession, Envelope, SendRequest, WechatApi, WechatError};
-use crate::secrets::AppSecret;
-use crate::templates::WechatTemplate;
+use super::{AccessToken, AppSecret, CodeSession, Envelope, SendRequest, WechatApi, WechatError, WechatTemplate};
 
 /// WeChat over HTTPS. Built once per cold start; reqwest pools connections.
 #[derive(Clone)]

@@ -1,15 +1,20 @@
-//! WeChat's server API as this project uses it: a small trait and the
-//! reqwest/rustls implementation that talks to `WECHAT_API_BASE`.
+//! WeChat's server API as this project uses it: a small trait, the
+//! reqwest/rustls implementation that talks to `WECHAT_API_BASE`, the
+//! AppSecret it sends, and the access token every container shares.
 
+mod app_secret;
+pub mod catalogue;
 mod client;
+pub mod token_cache;
 mod types;
 
+pub use app_secret::AppSecret;
+pub use catalogue::{KeywordEnumValues, WechatTemplate};
 pub use client::HttpWechat;
+pub use token_cache::{AccessTokenCache, TokenApi, TokenError};
 pub use types::*;
 
 use async_trait::async_trait;
-
-use crate::templates::WechatTemplate;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum WechatError {

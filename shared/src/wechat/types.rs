@@ -1,6 +1,6 @@
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
+
+use crate::domain::{Lang, Message, MessageData, MiniprogramState, OpenId, Page, TemplateId};
 
 /// What `jscode2session` gives back. `session_key` stays on the server.
 #[derive(Clone, Deserialize)]
@@ -33,23 +33,31 @@ impl std::fmt::Debug for AccessToken {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DataValue {
-    pub value: String,
-}
-
 /// The body of `message/subscribe/send`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SendRequest {
-    pub touser: String,
-    pub template_id: String,
+    pub touser: OpenId,
+    pub template_id: TemplateId,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub page: Option<String>,
-    pub data: BTreeMap<String, DataValue>,
+    pub page: Option<Page>,
+    pub data: MessageData,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub miniprogram_state: Option<String>,
+    pub miniprogram_state: Option<MiniprogramState>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub lang: Option<String>,
+    pub lang: Option<Lang>,
+}
+
+impl From<&Message> for SendRequest {
+    fn from(m: &Message) -> Self {
+        SendRequest {
+            touser: m.openid.clone(),
+            template_id: m.template_id.clone(),
+            page: m.page.clone(),
+            data: m.data.clone(),
+            miniprogram_state: m.miniprogram_state,
+            lang: m.lang,
+        }
+    }
 }
 
 /// WeChat's envelope: errcode may be absent on success.

@@ -96,8 +96,8 @@ impl TestEnv {
     fn services(vars: &HashMap<String, String>, db: aws_sdk_dynamodb::Client) -> Services {
         let needs = Needs { secret: true, push: true, templates: true };
         let config = Config::from_map(vars, needs).expect("config");
-        let wechat = HttpWechat::new(&config.api_base, &config.appid, shared::secrets::AppSecret::plain(SECRET))
-            .expect("client");
+        let wechat =
+            HttpWechat::new(&config.api_base, &config.appid, shared::wechat::AppSecret::plain(SECRET)).expect("client");
         Services::build(config, db, Arc::new(wechat))
     }
 

@@ -15,21 +15,12 @@ use serde_json::{json, Value};
 use shared::app::Services;
 use shared::lambda::{http_entry, HttpFunction};
 
-/// Which function template.yaml routes a path to, and its path parameters.
+/// Which function template.yaml routes a path to, and its path parameters
+/// (the project's one routes table, `shared::api::routes`).
 pub fn route(path: &str) -> Option<(HttpFunction, &'static str, HashMap<String, String>)> {
-    let mut params = HashMap::new();
-    let f = match path {
-        "/login" => (HttpFunction::Login, "/login"),
-        "/subscriptions" => (HttpFunction::Subscribe, "/subscriptions"),
-        "/messages" => (HttpFunction::Messages, "/messages"),
-        "/wechat/callback" => (HttpFunction::Callback, "/wechat/callback"),
-        p => {
-            let id = p.strip_prefix("/messages/").filter(|id| !id.is_empty() && !id.contains('/'))?;
-            params.insert("id".to_string(), id.to_string());
-            (HttpFunction::Messages, "/messages/{id}")
-        }
-    };
-    Some((f.0, f.1, params))
+    let (function, template, id) = shared::api::routes::function_of(path)?;
+    let params = id.map(|id| ("id".to_string(), id.to_string())).into_iter().collect();
+    Some((function, template, params))
 }
 
 /// The HTTP API (payload 2.0) event API Gateway would send.

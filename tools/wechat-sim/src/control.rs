@@ -6,7 +6,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use shared::templates::{self, TemplateKind};
+use shared::domain::TemplateKind;
+use shared::wechat::catalogue;
 
 use crate::push::{self, PushTarget};
 use crate::state::{random_hex, Code, Fault, FaultKind, State};
@@ -78,12 +79,12 @@ pub async fn subscribe(
 ) -> Response {
     let (answer, push) = {
         let mut s = lock(&state);
-        let catalogue = templates::from_wechat(&s.config.templates);
+        let catalogue = catalogue::from_wechat(&s.config.templates);
         if body.results.is_empty() || body.results.len() > 5 {
             return bad("results must name 1 to 5 templates");
         }
         for (t, status) in &body.results {
-            if !catalogue.contains_key(t) {
+            if !catalogue.contains_key(t.as_str()) {
                 return bad(format!("unknown template {t}"));
             }
             if !["accept", "reject", "ban", "filter"].contains(&status.as_str()) {
@@ -95,7 +96,7 @@ pub async fn subscribe(
         answer.insert("errMsg".into(), json!("requestSubscribeMessage:ok"));
         let mut pushed = Vec::new();
         for (t, status) in &body.results {
-            let kind = catalogue[t].kind;
+            let kind = catalogue[t.as_str()].kind;
             match (kind, status.as_str()) {
                 (TemplateKind::OneTime, "accept") => *user.credits.entry(t.clone()).or_default() += 1,
                 (TemplateKind::LongTerm, "accept") => {

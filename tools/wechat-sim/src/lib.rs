@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::routing::{delete, get, post, put};
 use axum::Router;
-use shared::templates::{KeywordEnumValues, WechatTemplate};
+use shared::wechat::{KeywordEnumValues, WechatTemplate};
 
 pub use push::{PushFormat, PushMode, PushTarget};
 pub use state::State;

@@ -8,7 +8,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
-use shared::templates::{self, TemplateKind};
+use shared::domain::TemplateKind;
+use shared::wechat::catalogue;
 
 use crate::push;
 use crate::state::{
@@ -249,8 +250,8 @@ fn send_checked(s: &mut State, token: Option<&str>, body: &str) -> Result<(Strin
     if !["zh_CN", "en_US", "zh_HK", "zh_TW"].contains(&lang.as_str()) {
         return Err(refused(47003, "argument invalid! lang invalid"));
     }
-    let catalogue = templates::from_wechat(std::slice::from_ref(&tmpl));
-    let def = catalogue.get(&template_id).ok_or_else(|| refused(40037, "invalid template_id"))?;
+    let catalogue = catalogue::from_wechat(std::slice::from_ref(&tmpl));
+    let def = catalogue.get(template_id.as_str()).ok_or_else(|| refused(40037, "invalid template_id"))?;
     let data =
         body.get("data").and_then(Value::as_object).ok_or_else(|| refused(47003, "argument invalid! data invalid"))?;
     for key in keywords(&tmpl.content) {
@@ -258,7 +259,7 @@ fn send_checked(s: &mut State, token: Option<&str>, body: &str) -> Result<(Strin
         let Some(value) = value else {
             return Err(refused(47003, &format!("argument invalid! data.{key}.value is empty")));
         };
-        if shared::rules::check(&key, value, def).is_err() {
+        if shared::domain::keywords::check(&key, value, def).is_err() {
             return Err(refused(47003, &format!("argument invalid! data.{key}.value invalid")));
         }
     }

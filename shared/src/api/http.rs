@@ -1,10 +1,13 @@
-//! HTTP plumbing shared by the API Gateway functions: bodies, JSON, errors.
+//! HTTP plumbing shared by the API Gateway functions: bodies, JSON, responses.
 
 use lambda_http::http::header::{HeaderValue, CONTENT_TYPE};
 use lambda_http::{Body, Request, RequestExt, Response};
-use serde_json::{Map, Value};
+use serde::de::DeserializeOwned;
+use serde_json::error::Category;
+use serde_json::Value;
 
-use crate::error::ApiError;
+use super::error::ApiError;
+use crate::domain::ids::quote;
 
 pub type HttpResult = Result<Response<Body>, ApiError>;
 
@@ -59,18 +62,46 @@ pub fn limited_body(req: &Request, limit: usize) -> Result<&[u8], ApiError> {
     Ok(body)
 }
 
-/// A JSON object body of at most `limit` bytes.
-pub fn json_object(req: &Request, limit: usize) -> Result<Map<String, Value>, ApiError> {
+/// A JSON body of at most `limit` bytes, parsed into the request type `T`
+/// once, at the boundary. A refusal names the field (serde_path_to_error)
+/// and quotes at most a short, cleaned prefix of what the caller sent.
+pub fn json_body<T: DeserializeOwned>(req: &Request, limit: usize) -> Result<T, ApiError> {
     let body = limited_body(req, limit)?;
     if body.is_empty() {
         return Err(ApiError::invalid("the request body is empty; a JSON object is expected"));
     }
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err(ApiError::invalid("the request body must be a JSON object")),
-        Err(e) => Err(ApiError::invalid(format!("the request body is not valid JSON: {e}"))),
+    parse_json(body)
+}
+
+/// `bytes` as the request type `T`, every failure an `invalid_request` naming the field.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let parsed = serde_path_to_error::deserialize(&mut de).map_err(refusal);
+    let parsed = parsed.and_then(|v| de.end().map(|()| v).map_err(not_json));
+    parsed.map_err(|what| ApiError::invalid(quote(&what, MESSAGE_QUOTE_MAX)))
+}
+
+/// A JSON value (a Lambda event's payload) as the request type `T`, likewise.
+pub fn parse_value<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(value).map_err(|e| ApiError::invalid(quote(&refusal(e), MESSAGE_QUOTE_MAX)))
+}
+
+fn not_json(e: serde_json::Error) -> String {
+    format!("the request body is not valid JSON: {e}")
+}
+
+fn refusal(e: serde_path_to_error::Error<serde_json::Error>) -> String {
+    let path = e.path().to_string();
+    let inner = e.into_inner();
+    match inner.classify() {
+        Category::Syntax | Category::Eof | Category::Io => not_json(inner),
+        Category::Data if path == "." => format!("the request body must be a JSON object: {inner}"),
+        Category::Data => format!("{path}: {inner}"),
     }
 }
+
+/// How much of a refusal's text (which may quote the caller's input) an error message keeps.
+const MESSAGE_QUOTE_MAX: usize = 200;
 
 /// The token of `Authorization: Bearer <token>`.
 pub fn bearer(req: &Request) -> Option<&str> {
@@ -90,24 +121,4 @@ pub fn path_param(req: &Request, name: &str) -> Option<String> {
 /// The request path without a stage prefix.
 pub fn path(req: &Request) -> String {
     req.raw_http_path().to_string()
-}
-
-/// An optional string field: absent/null is `None`, anything but a string is refused.
-pub fn opt_str(body: &Map<String, Value>, key: &str, max: usize) -> Result<Option<String>, ApiError> {
-    match body.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if s.is_empty() => Err(ApiError::invalid(format!("{key} must not be empty"))),
-        Some(Value::String(s)) if s.chars().count() > max => {
-            Err(ApiError::invalid(format!("{key} is longer than {max} characters")))
-        }
-        Some(Value::String(s)) if s.chars().any(char::is_control) => {
-            Err(ApiError::invalid(format!("{key} contains control characters")))
-        }
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(ApiError::invalid(format!("{key} must be a string"))),
-    }
-}
-
-pub fn req_str(body: &Map<String, Value>, key: &str, max: usize) -> Result<String, ApiError> {
-    opt_str(body, key, max)?.ok_or_else(|| ApiError::invalid(format!("{key} is required")))
 }

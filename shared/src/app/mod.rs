@@ -1,19 +1,21 @@
-//! Everything a function needs, built once per cold start.
+//! Everything a function needs, built once per cold start, and the use
+//! cases more than one function shares (the template catalogue, scheduling
+//! a message).
 
-use std::collections::HashMap;
+pub mod schedule;
+mod templates;
+
 use std::sync::Arc;
 
 use tokio::sync::OnceCell;
 
+use crate::api::ApiError;
 use crate::config::{Config, SecretSource};
-use crate::error::ApiError;
-use crate::metrics;
+use crate::domain::{Catalogue, TemplateDef};
 use crate::push::crypto::PushCipher;
-use crate::secrets::{self, AppSecret};
-use crate::store::token_cache::TokenError;
-use crate::store::{AccessTokenCache, GrantLedger, Outbox, SessionStore};
-use crate::templates::{self, TemplateDef};
-use crate::wechat::{HttpWechat, WechatApi};
+use crate::store::{GrantLedger, Outbox, SessionStore, TokenStore};
+use crate::wechat::{AccessTokenCache, AppSecret, HttpWechat, WechatApi};
+use crate::{random, secrets};
 
 #[derive(Debug, thiserror::Error)]
 pub enum InitError {
@@ -25,7 +27,7 @@ pub enum InitError {
     Client(String),
 }
 
-pub type Templates = Arc<HashMap<String, TemplateDef>>;
+pub type Templates = Arc<Catalogue>;
 
 pub struct Services {
     pub config: Config,
@@ -35,7 +37,6 @@ pub struct Services {
     pub outbox: Outbox,
     pub tokens: AccessTokenCache,
     pub push_cipher: Option<PushCipher>,
-    pub db: aws_sdk_dynamodb::Client,
     templates: OnceCell<Templates>,
 }
 
@@ -69,21 +70,21 @@ impl Services {
     pub fn build(config: Config, db: aws_sdk_dynamodb::Client, wechat: Arc<dyn WechatApi>) -> Self {
         let t = &config.tables;
         let grants = GrantLedger::new(db.clone(), &t.grants, &t.dedupe);
-        let outbox = Outbox::new(db.clone(), &t.messages, grants.clone(), config.due_shards);
-        let tokens = AccessTokenCache::new(db.clone(), &t.tokens, &config.appid, config.token_api, wechat.clone());
+        let outbox = Outbox::new(db.clone(), &t.messages, &t.dedupe, grants.clone(), config.due_shards);
+        let token_store = TokenStore::new(db.clone(), &t.tokens, &config.appid, random::owner_tag());
+        let tokens = AccessTokenCache::new(token_store, config.token_api, wechat.clone());
         let push_cipher = config.push_aes_key.as_deref().and_then(|k| PushCipher::new(k).ok());
         let templates = match &config.templates {
             Some(fixed) => OnceCell::new_with(Some(Arc::new(fixed.clone()))),
             None => OnceCell::new(),
         };
         Services {
-            sessions: SessionStore::new(db.clone(), &t.sessions),
+            sessions: SessionStore::new(db, &t.sessions),
             grants,
             outbox,
             tokens,
             push_cipher,
             wechat,
-            db,
             templates,
             config,
         }
@@ -91,31 +92,10 @@ impl Services {
 
     /// The template catalogue: `TEMPLATES`, or gettemplate once per cold start.
     pub async fn templates(&self) -> Result<Templates, ApiError> {
-        self.templates
-            .get_or_try_init(|| async {
-                let no_token = |e: TokenError| {
-                    tracing::warn!(error = %e, "template discovery: no access token");
-                    ApiError::UpstreamUnavailable("could not load the template list from WeChat".into())
-                };
-                let token = self.tokens.get().await.map_err(no_token)?;
-                let mut list = self.wechat.templates(&token).await;
-                // A stored token WeChat has revoked (another tool forced a new
-                // one) would otherwise fail every discovery until it expires.
-                if matches!(&list, Err(e) if e.is_token_rejected()) {
-                    metrics::count("TokenRejected", 1, &[]);
-                    let fresh = self.tokens.replace(&token).await.map_err(no_token)?;
-                    list = self.wechat.templates(&fresh).await;
-                }
-                let list = list?;
-                let map = templates::from_wechat(&list);
-                tracing::info!(count = map.len(), "templates discovered through gettemplate");
-                Ok(Arc::new(map))
-            })
-            .await
-            .cloned()
+        self.templates.get_or_try_init(|| templates::discover(&self.tokens, self.wechat.as_ref())).await.cloned()
     }
 
-    pub async fn template(&self, id: &str) -> Result<TemplateDef, ApiError> {
+    pub async fn template(&self, id: &crate::domain::TemplateId) -> Result<TemplateDef, ApiError> {
         self.templates().await?.get(id).cloned().ok_or_else(|| ApiError::UnknownTemplate(id.to_string()))
     }
 }

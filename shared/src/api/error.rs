@@ -1,4 +1,4 @@
-//! The HTTP-facing error: every failure a caller can see, mapped to a status
+//! The API layer's error: every failure a caller can see, mapped to a status
 //! and a stable machine-readable code in exactly one place.
 
 use serde_json::json;
