@@ -6,7 +6,7 @@ dev:          ## the whole backend locally: DynamoDB Local, simulator, every fun
 demo:         ## the whole story against the local stack (starts one if none runs)
 	scripts/demo.sh
 
-test:         ## every test of the workspace against DynamoDB Local, and cfn-lint
+test:         ## fmt and clippy, cfn-lint, every test of the workspace against DynamoDB Local
 	scripts/test.sh
 
 build:        ## release Lambda binaries with cargo lambda
@@ -16,7 +16,9 @@ build:        ## release Lambda binaries with cargo lambda
 bench:        ## performance budget: cold starts, latency, memory, sizes, dispatch throughput (prints a table)
 	scripts/bench.sh
 
-lint:         ## cfn-lint and sam validate --lint on template.yaml (both offline)
+lint:         ## cargo fmt --check, clippy -D warnings, cfn-lint and sam validate --lint on template.yaml (all offline)
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets --locked -- -D warnings
 	scripts/ensure-tools.sh lint sam
 	.tools/venv/bin/cfn-lint template.yaml
 	SAM_CLI_TELEMETRY=0 .tools/venv/bin/sam validate --lint --region us-east-1

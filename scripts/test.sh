@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
-# `make test`: installs what is missing, starts DynamoDB Local once for the
-# run, runs every test of the workspace, lints template.yaml.
+# `make test`: installs what is missing, checks formatting and clippy, starts
+# DynamoDB Local once for the run, runs every test of the workspace, lints
+# template.yaml.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 scripts/ensure-tools.sh dynamodb lint
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "== cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
 
 endpoint="$(scripts/dynamodb-local.sh start)"
 trap 'scripts/dynamodb-local.sh stop' EXIT

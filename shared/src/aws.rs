@@ -28,6 +28,26 @@ use aws_smithy_runtime_api::client::http::{HttpConnectorSettings, SharedHttpConn
 /// endpoints chain to.
 const AWS_ROOTS_PEM: &[u8] = include_bytes!("../certs/aws-roots.pem");
 
+/// A service client with the settings every AWS client here shares (the
+/// SDKs' config builders are different types, hence a macro).
+macro_rules! client {
+    ($sdk:ident, $aws:expr, $http:expr, $endpoint:expr) => {{
+        let mut b = $sdk::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region($aws.region.clone())
+            .credentials_provider($aws.credentials.clone())
+            // Static credentials: nothing to cache or refresh.
+            .identity_cache(IdentityCache::no_cache())
+            .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
+            .timeout_config(timeouts())
+            .http_client($http);
+        if let Some(url) = $endpoint {
+            b = b.endpoint_url(url);
+        }
+        $sdk::Client::from_conf(b.build())
+    }};
+}
+
 /// What a client needs, read from the standard variables.
 #[derive(Clone, Debug)]
 pub struct LambdaAws {
@@ -64,35 +84,11 @@ impl LambdaAws {
     }
 
     fn dynamodb_at(&self, endpoint: Option<String>) -> aws_sdk_dynamodb::Client {
-        let mut b = aws_sdk_dynamodb::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(self.region.clone())
-            .credentials_provider(self.credentials.clone())
-            // Static credentials: nothing to cache or refresh.
-            .identity_cache(IdentityCache::no_cache())
-            .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
-            .timeout_config(timeouts())
-            .http_client(https_client());
-        if let Some(url) = endpoint {
-            b = b.endpoint_url(url);
-        }
-        aws_sdk_dynamodb::Client::from_conf(b.build())
+        client!(aws_sdk_dynamodb, self, https_client(), endpoint)
     }
 
     pub fn secrets_manager(&self, http: SharedHttpClient) -> aws_sdk_secretsmanager::Client {
-        let mut b = aws_sdk_secretsmanager::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(self.region.clone())
-            .credentials_provider(self.credentials.clone())
-            // Static credentials: nothing to cache or refresh.
-            .identity_cache(IdentityCache::no_cache())
-            .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
-            .timeout_config(timeouts())
-            .http_client(http);
-        if let Some(url) = Self::endpoint("SECRETS_MANAGER") {
-            b = b.endpoint_url(url);
-        }
-        aws_sdk_secretsmanager::Client::from_conf(b.build())
+        client!(aws_sdk_secretsmanager, self, http, Self::endpoint("SECRETS_MANAGER"))
     }
 }
 
@@ -112,7 +108,7 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
 /// SDK's stalled-stream protection would (a response body that stops
 /// arriving), and the wait for the response headers, which that protection
 /// does not; so the protection is off, sparing each request its throughput
-/// accounting and timers (2 % of a warm tick's instructions by callgrind).
+/// accounting and timers (measured in docs/performance.md).
 fn timeouts() -> TimeoutConfig {
     TimeoutConfig::builder().connect_timeout(CONNECT_TIMEOUT).operation_attempt_timeout(ATTEMPT_TIMEOUT).build()
 }
@@ -121,8 +117,8 @@ fn timeouts() -> TimeoutConfig {
 ///
 /// One connector, built here once: the SDK's own client builds its connector
 /// (a rustls config, parsing the PEM roots) once when the service client is
-/// made and again on the first request, per timeout settings; `make bench`'s
-/// callgrind profile showed that second build inside the first invocation.
+/// made and again on the first request, per timeout settings; the cold-start
+/// profile (docs/performance.md) showed that second build inside the first invocation.
 /// (Not shared through a process-wide static: its connection pool belongs to
 /// the tokio runtime that first uses it, and tests run one runtime per test.)
 pub fn https_client() -> SharedHttpClient {
@@ -178,7 +174,7 @@ pub async fn secrets_manager(http: SharedHttpClient) -> aws_sdk_secretsmanager::
 
 /// The HTTPS client a DynamoDB client was built with, for the process's
 /// other AWS clients: building another one decodes the AWS roots' PEM again
-/// (0.24 M instructions by callgrind), on the cold path of the first login
+/// (docs/performance.md has the cost), on the cold path of the first login
 /// or token refresh with the AppSecret in Secrets Manager, and of
 /// `callback`'s init with the push secret there.
 pub fn http_client_of(db: &aws_sdk_dynamodb::Client) -> SharedHttpClient {

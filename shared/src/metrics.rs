@@ -11,7 +11,7 @@ static REQUEST_ID: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None
 
 /// Called by the runtime glue at the start of each invocation. Never
 /// inlined, so that every binary has this symbol at each invocation's start
-/// for callgrind to dump at (`scripts/callgrind.sh`); lambda_runtime's own
+/// for the instruction-count profile to dump at (scripts/); lambda_runtime's own
 /// per-invocation functions are inlined in some of them.
 #[inline(never)]
 pub fn set_request_id(id: Option<&str>) {

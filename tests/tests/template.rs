@@ -82,11 +82,22 @@ fn watch_router_routes() -> Vec<(String, String, String)> {
     out
 }
 
+/// The same triples from the code's own routes table, which the handlers and the test gateway read.
+fn code_routes() -> Vec<(String, String, String)> {
+    let mut out: Vec<_> = shared::api::routes::ROUTES
+        .iter()
+        .map(|r| (r.method.to_string(), r.path.to_string(), r.function.name().to_string()))
+        .collect();
+    out.sort();
+    out
+}
+
 #[test]
-fn make_dev_and_the_test_gateway_route_exactly_as_the_template_does() {
+fn make_dev_the_code_and_the_test_gateway_route_exactly_as_the_template_does() {
     let template = template_routes();
     assert_eq!(template.len(), 8, "{template:?}");
     assert_eq!(watch_router_routes(), template, "Cargo.toml's watch router and template.yaml disagree");
+    assert_eq!(code_routes(), template, "shared::api::routes::ROUTES and template.yaml disagree");
     for (method, path, binary) in &template {
         let concrete = path.replace("{id}", "msg_123");
         let (function, route_key, _) =

@@ -3,6 +3,7 @@
 //! reserved by a scheduled message, so it is what `remaining` reports. The
 //! reservation a scheduled message makes, and its return, live here too.
 
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::{ConditionCheck, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
 
@@ -97,27 +98,14 @@ impl GrantLedger {
     }
 
     pub async fn list(&self, openid: &OpenId) -> Result<Vec<Grant>, StoreError> {
-        let mut out = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let page = self
-                .db
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("openid = :o")
-                .expression_attribute_values(":o", s(openid.as_str()))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(StoreError::sdk)?;
-            out.extend(page.items().iter().filter_map(grant_of));
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => break,
-            }
-        }
-        Ok(out)
+        let query = self
+            .db
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("openid = :o")
+            .expression_attribute_values(":o", s(openid.as_str()))
+            .consistent_read(true);
+        Ok(all_pages(query).await?.iter().filter_map(grant_of).collect())
     }
 
     /// The reservation a scheduled message makes, for the outbox transaction:
@@ -182,34 +170,33 @@ impl GrantLedger {
     /// Every user who can receive this template now: a credit left or an active
     /// long-term grant. Reads the `by_template` index page by page.
     pub async fn grantees(&self, template_id: &TemplateId) -> Result<Vec<Grantee>, StoreError> {
-        let mut out = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let page = self
-                .db
-                .query()
-                .table_name(&self.table)
-                .index_name("by_template")
-                .key_condition_expression("template_id = :t")
-                .expression_attribute_values(":t", s(template_id.as_str()))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(StoreError::sdk)?;
-            for item in page.items() {
-                let openid = get_s(item, "openid").and_then(|o| OpenId::parse(o).ok());
-                if let (Some(openid), Some(grant)) = (openid, grant_of(item)) {
-                    if grant.usable() {
-                        out.push(Grantee { openid, grant });
-                    }
-                }
-            }
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => break,
-            }
+        let query = self
+            .db
+            .query()
+            .table_name(&self.table)
+            .index_name("by_template")
+            .key_condition_expression("template_id = :t")
+            .expression_attribute_values(":t", s(template_id.as_str()));
+        let grantee = |item: &Item| {
+            let openid = OpenId::parse(get_s(item, "openid")?).ok()?;
+            let grant = grant_of(item).filter(Grant::usable)?;
+            Some(Grantee { openid, grant })
+        };
+        Ok(all_pages(query).await?.iter().filter_map(grantee).collect())
+    }
+}
+
+/// Every item a query finds, page by page.
+async fn all_pages(query: QueryFluentBuilder) -> Result<Vec<Item>, StoreError> {
+    let mut out = Vec::new();
+    let mut start: Option<Item> = None;
+    loop {
+        let page = query.clone().set_exclusive_start_key(start.take()).send().await.map_err(StoreError::sdk)?;
+        out.extend(page.items().iter().cloned());
+        match page.last_evaluated_key {
+            Some(k) if !k.is_empty() => start = Some(k),
+            _ => return Ok(out),
         }
-        Ok(out)
     }
 }
 
