@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make bench`: builds every function (and the bare lambda_runtime floor) with
 # `cargo lambda build --release`, starts DynamoDB Local, and runs the bench
-# harness, which prints the tables the README quotes.
+# harness, which prints the tables docs/performance.md quotes.
 # Extra arguments go to the harness: --runs N --warm N --messages N --drain-warm-up N,
 # --settle-ms N, --production-secrets (secrets from a Secrets Manager stand-in).
 set -euo pipefail

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Instructions per invocation of cold starts, by callgrind: a measurement aid
-# for the performance budget (README, Performance), not part of the tests.
+# for the performance budget (docs/performance.md), not part of the tests.
 #
 #   scripts/callgrind.sh FUNCTION... [-- HARNESS-ARGS]
 #   e.g. scripts/callgrind.sh login send -- --production-secrets

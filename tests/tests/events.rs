@@ -1,4 +1,4 @@
-//! The `events/` fixtures are what the README says: real-shaped events that
+//! The `events/` fixtures are what the README and docs/development.md say: real-shaped events that
 //! `cargo lambda invoke --data-file` and `sam local invoke -e` can feed to
 //! each function. Each one, with its REPLACE_* placeholders filled in, does
 //! what its name says against DynamoDB Local and the simulator.

@@ -74,7 +74,7 @@ impl LambdaBinary {
     /// `settle` is an idle pause after each event is made, before the process
     /// starts and before each warm invocation alike: DynamoDB Local answers
     /// the first request after a quiet spell 1-2 ms slower (`make bench`
-    /// README notes), and a cold start always gives it one, so with a pause
+    /// docs/performance.md notes), and a cold start always gives it one, so with a pause
     /// on both sides the penalty is the function's own.
     /// `answering` is a running total of time spent waiting for DynamoDB
     /// (the bench's timing relay), read around each invocation.
