@@ -2,8 +2,10 @@
 
 use std::sync::Arc;
 
+use std::sync::Mutex;
+
 use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
-use aws_sdk_dynamodb::config::Intercept;
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use serde_json::Value;
 use shared::app::Services;
 
@@ -58,6 +60,43 @@ pub fn dynamodb_request(ctx: &BeforeTransmitInterceptorContextRef<'_>) -> (Strin
     let op = req.headers().get("x-amz-target").and_then(|t| t.rsplit('.').next()).unwrap_or("?").to_string();
     let body = serde_json::from_slice(req.body().bytes().unwrap_or_default()).unwrap_or(Value::Null);
     (op, body)
+}
+
+/// Every DynamoDB request a client sends, as (operation, JSON body), in
+/// order: an SDK interceptor for [`intercepted_container`].
+#[derive(Debug, Default, Clone)]
+pub struct RequestLog(Arc<Mutex<Vec<(String, Value)>>>);
+
+impl RequestLog {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(String, Value)>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// What was sent so far, kept.
+    pub fn seen(&self) -> Vec<(String, Value)> {
+        self.lock().clone()
+    }
+
+    /// What was sent since the last take.
+    pub fn take(&self) -> Vec<(String, Value)> {
+        std::mem::take(&mut *self.lock())
+    }
+}
+
+impl Intercept for RequestLog {
+    fn name(&self) -> &'static str {
+        "request-log"
+    }
+
+    fn read_before_transmit(
+        &self,
+        ctx: &BeforeTransmitInterceptorContextRef<'_>,
+        _rc: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        self.lock().push(dynamodb_request(ctx));
+        Ok(())
+    }
 }
 
 /// Another container over the same tables and simulator whose DynamoDB

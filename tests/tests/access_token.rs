@@ -3,14 +3,12 @@
 //! unless the page is full; and when the stored token is near expiry, by one
 //! refresh as before.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
-use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::types::AttributeValue;
 use integration_tests::{
-    call, dynamodb_request, grant, intercepted_container, logged_in, Options, TestEnv, APPID, LONG_TERM, ONE_TIME,
+    call, grant, intercepted_container, logged_in, Options, RequestLog, TestEnv, APPID, LONG_TERM, ONE_TIME,
 };
 use serde_json::json;
 use shared::app::Services;
@@ -18,44 +16,27 @@ use shared::dispatch;
 
 const TOKEN_FETCH: &str = "/cgi-bin/stable_token";
 
-/// An operation and the tables it names.
-type Request = (String, Vec<String>);
-
 /// The requests a client sent, in order.
 #[derive(Debug, Default, Clone)]
-struct Requests(Arc<Mutex<Vec<Request>>>);
+struct Requests(RequestLog);
 
 impl Requests {
+    /// The operations that named `table`.
     fn to_table(&self, table: &str) -> Vec<String> {
-        let seen = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        seen.iter().filter(|(_, tables)| tables.iter().any(|t| t == table)).map(|(op, _)| op.clone()).collect()
-    }
-}
-
-impl Intercept for Requests {
-    fn name(&self) -> &'static str {
-        "request-log"
-    }
-
-    fn read_before_transmit(
-        &self,
-        ctx: &BeforeTransmitInterceptorContextRef<'_>,
-        _rc: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
-    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        let (op, body) = dynamodb_request(ctx);
-        let mut tables: Vec<String> =
-            body["RequestItems"].as_object().into_iter().flatten().map(|(k, _)| k.clone()).collect();
-        tables.extend(body["TableName"].as_str().map(String::from));
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).push((op, tables));
-        Ok(())
+        let names = |body: &serde_json::Value| {
+            let mut tables: Vec<String> =
+                body["RequestItems"].as_object().into_iter().flatten().map(|(k, _)| k.clone()).collect();
+            tables.extend(body["TableName"].as_str().map(String::from));
+            tables
+        };
+        self.0.seen().into_iter().filter(|(_, body)| names(body).iter().any(|t| t == table)).map(|(op, _)| op).collect()
     }
 }
 
 /// A container that has not read the token yet, logging its DynamoDB requests.
 fn fresh_container(env: &TestEnv) -> (Arc<Services>, Requests) {
     let requests = Requests::default();
-    (intercepted_container(env, requests.clone()), requests)
+    (intercepted_container(env, requests.0.clone()), requests)
 }
 
 /// One user with one credit and one message due now.

@@ -6,8 +6,10 @@
 use std::path::PathBuf;
 
 use integration_tests::{grant, logged_in, remaining, Options, TestEnv, LONG_TERM, ONE_TIME};
+use lambda_http::Context;
 use serde_json::{json, Value};
-use shared::lambda::http_entry;
+use shared::lambda::http_event::request_of;
+use shared::lambda::http_event_entry;
 
 fn events_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../events")
@@ -23,13 +25,14 @@ fn fixture(name: &str, fill: &[(&str, &str)]) -> String {
 }
 
 /// Feeds an HTTP API event to the function template.yaml routes it to, the
-/// way the Lambda runtime would: parsed by lambda_http itself.
+/// way the function binary would: made a request by shared::lambda.
 async fn http(env: &TestEnv, name: &str, fill: &[(&str, &str)]) -> (u16, Value) {
-    let text = fixture(name, fill);
-    let req = lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{name} is not an HTTP API event: {e}"));
+    let event: Value = serde_json::from_str(&fixture(name, fill)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let req = request_of(event.clone(), Context::default())
+        .unwrap_or_else(|e| panic!("{name} is not an HTTP API event: {e}"));
     let (function, _, _) = devstack::gateway::route(req.uri().path())
         .unwrap_or_else(|| panic!("{name}: no route for {}", req.uri().path()));
-    let resp = http_entry(function, &env.svc, &req).await;
+    let resp = http_event_entry(function, &env.svc, event).await;
     let status = resp.status().as_u16();
     let body = match resp.into_body() {
         lambda_http::Body::Text(t) => t,
@@ -53,7 +56,8 @@ async fn every_fixture_is_valid_json_and_every_http_one_parses_as_an_http_api_ev
         let text = std::fs::read_to_string(&path).expect("read");
         let value: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         if value.get("version") == Some(&json!("2.0")) {
-            let req = lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let req =
+                request_of(value.clone(), Context::default()).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             assert!(devstack::gateway::route(req.uri().path()).is_some(), "{}: unrouted path", path.display());
         }
         seen += 1;
@@ -137,8 +141,8 @@ async fn a_push_fixture_changed_in_transit_is_refused() {
         let at = text.find("Encrypt").expect("Encrypt") + 30;
         let mut bytes = text.into_bytes();
         bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
-        let req = lambda_http::request::from_str(&String::from_utf8(bytes).expect("utf8")).expect("event");
-        let resp = http_entry(shared::lambda::HttpFunction::Callback, &env.svc, &req).await;
+        let event: Value = serde_json::from_slice(&bytes).expect("event");
+        let resp = http_event_entry(shared::lambda::HttpFunction::Callback, &env.svc, event).await;
         assert_eq!(resp.status().as_u16(), 401, "{name}");
     }
 }

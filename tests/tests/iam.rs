@@ -5,13 +5,11 @@
 //! index, and each item of a transaction), checked against the template.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
-use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use integration_tests::{
-    call, dynamodb_request, grant, intercepted_container, logged_in, Options, TestEnv, APPID, LONG_TERM, ONE_TIME,
+    call, grant, intercepted_container, logged_in, Options, RequestLog, TestEnv, APPID, LONG_TERM, ONE_TIME,
     PUSH_AES_KEY, PUSH_TOKEN,
 };
 use serde_json::{json, Value};
@@ -23,55 +21,43 @@ type Access = (String, String, Option<String>);
 
 /// Every access the client's requests make.
 #[derive(Debug, Default, Clone)]
-struct Recorder(Arc<Mutex<BTreeSet<Access>>>);
+struct Recorder(RequestLog);
 
 impl Recorder {
+    /// The accesses of the requests sent since the last take: IAM checks
+    /// each item of a transaction or a batch as its own action.
     fn take(&self) -> BTreeSet<Access> {
-        std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
-    }
-}
-
-impl Intercept for Recorder {
-    fn name(&self) -> &'static str {
-        "iam-recorder"
-    }
-
-    fn read_before_transmit(
-        &self,
-        ctx: &BeforeTransmitInterceptorContextRef<'_>,
-        _rc: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
-    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        let (op, body) = dynamodb_request(ctx);
-        let mut seen = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut seen = BTreeSet::new();
         let table = |v: &Value| v["TableName"].as_str().unwrap_or("?").to_string();
-        match op.as_str() {
-            // IAM checks each item of a transaction as its own action.
-            "TransactWriteItems" | "TransactGetItems" => {
-                for item in body["TransactItems"].as_array().into_iter().flatten() {
-                    for (kind, action) in [
-                        ("Put", "PutItem"),
-                        ("Update", "UpdateItem"),
-                        ("Delete", "DeleteItem"),
-                        ("ConditionCheck", "ConditionCheckItem"),
-                        ("Get", "GetItem"),
-                    ] {
-                        if let Some(inner) = item.get(kind) {
-                            seen.insert((action.to_string(), table(inner), None));
+        for (op, body) in self.0.take() {
+            match op.as_str() {
+                // IAM checks each item of a transaction as its own action.
+                "TransactWriteItems" | "TransactGetItems" => {
+                    for item in body["TransactItems"].as_array().into_iter().flatten() {
+                        for (kind, action) in [
+                            ("Put", "PutItem"),
+                            ("Update", "UpdateItem"),
+                            ("Delete", "DeleteItem"),
+                            ("ConditionCheck", "ConditionCheckItem"),
+                            ("Get", "GetItem"),
+                        ] {
+                            if let Some(inner) = item.get(kind) {
+                                seen.insert((action.to_string(), table(inner), None));
+                            }
                         }
                     }
                 }
-            }
-            "BatchGetItem" | "BatchWriteItem" => {
-                for name in body["RequestItems"].as_object().into_iter().flatten().map(|(k, _)| k) {
-                    seen.insert((op.clone(), name.clone(), None));
+                "BatchGetItem" | "BatchWriteItem" => {
+                    for name in body["RequestItems"].as_object().into_iter().flatten().map(|(k, _)| k) {
+                        seen.insert((op.clone(), name.clone(), None));
+                    }
+                }
+                _ => {
+                    seen.insert((op.clone(), table(&body), body["IndexName"].as_str().map(String::from)));
                 }
             }
-            _ => {
-                seen.insert((op.clone(), table(&body), body["IndexName"].as_str().map(String::from)));
-            }
         }
-        Ok(())
+        seen
     }
 }
 
@@ -142,7 +128,7 @@ impl Audit {
     async fn start(opts: Options) -> Audit {
         let env = TestEnv::start(opts).await;
         let recorder = Recorder::default();
-        let svc = intercepted_container(&env, recorder.clone());
+        let svc = intercepted_container(&env, recorder.0.clone());
         let specs = devstack::tables::from_template(&devstack::tables::template_path()).expect("template");
         let logical = specs
             .iter()
@@ -153,7 +139,7 @@ impl Audit {
 
     /// A second container whose requests are recorded too (one that has read nothing yet).
     fn fresh_container(&self) -> Arc<Services> {
-        intercepted_container(&self.env, self.recorder.clone())
+        intercepted_container(&self.env, self.recorder.0.clone())
     }
 
     /// Checks what was recorded since the last check against `binary`'s policy.

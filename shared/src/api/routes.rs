@@ -37,6 +37,19 @@ pub enum Route {
     ReceivePush,
 }
 
+/// Who may call a route, and how that is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auth {
+    /// Anyone (`POST /login` gives out the session tokens).
+    Open,
+    /// A session token of ours (`Authorization: Bearer`).
+    Session,
+    /// An IAM-signed caller: API Gateway's `AWS_IAM` authorizer, checked again in the function.
+    Iam,
+    /// WeChat: the push signature.
+    PushSignature,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RouteDef {
     pub method: &'static str,
@@ -44,21 +57,28 @@ pub struct RouteDef {
     pub path: &'static str,
     pub function: HttpFunction,
     pub route: Route,
+    pub auth: Auth,
 }
 
-const fn def(method: &'static str, path: &'static str, function: HttpFunction, route: Route) -> RouteDef {
-    RouteDef { method, path, function, route }
+const fn def(method: &'static str, path: &'static str, route: Route) -> RouteDef {
+    let (function, auth) = match route {
+        Route::Login => (HttpFunction::Login, Auth::Open),
+        Route::ListGrants | Route::ReportGrants => (HttpFunction::Subscribe, Auth::Session),
+        Route::ScheduleMessage | Route::GetMessage | Route::CancelMessage => (HttpFunction::Messages, Auth::Iam),
+        Route::VerifyPushUrl | Route::ReceivePush => (HttpFunction::Callback, Auth::PushSignature),
+    };
+    RouteDef { method, path, function, route, auth }
 }
 
 pub const ROUTES: &[RouteDef] = &[
-    def("POST", "/login", HttpFunction::Login, Route::Login),
-    def("GET", "/subscriptions", HttpFunction::Subscribe, Route::ListGrants),
-    def("POST", "/subscriptions", HttpFunction::Subscribe, Route::ReportGrants),
-    def("POST", "/messages", HttpFunction::Messages, Route::ScheduleMessage),
-    def("GET", "/messages/{id}", HttpFunction::Messages, Route::GetMessage),
-    def("DELETE", "/messages/{id}", HttpFunction::Messages, Route::CancelMessage),
-    def("GET", "/wechat/callback", HttpFunction::Callback, Route::VerifyPushUrl),
-    def("POST", "/wechat/callback", HttpFunction::Callback, Route::ReceivePush),
+    def("POST", "/login", Route::Login),
+    def("GET", "/subscriptions", Route::ListGrants),
+    def("POST", "/subscriptions", Route::ReportGrants),
+    def("POST", "/messages", Route::ScheduleMessage),
+    def("GET", "/messages/{id}", Route::GetMessage),
+    def("DELETE", "/messages/{id}", Route::CancelMessage),
+    def("GET", "/wechat/callback", Route::VerifyPushUrl),
+    def("POST", "/wechat/callback", Route::ReceivePush),
 ];
 
 /// A request matched to its route, with the `{id}` segment when the route has one.
@@ -93,14 +113,14 @@ pub fn resolve<'a>(function: HttpFunction, method: &str, path: &'a str) -> Optio
         .find_map(|d| match_tail(d.path, path).map(|id| Matched { def: d, id }))
 }
 
-/// The function a path is routed to, as API Gateway routes it (the whole
-/// path, no stage prefix), with its path template.
-pub fn function_of(path: &str) -> Option<(HttpFunction, &'static str, Option<&str>)> {
+/// The route a path is routed to, as API Gateway routes it (the whole
+/// path, no stage prefix, any method), with its `{id}`.
+pub fn route_of(path: &str) -> Option<(&'static RouteDef, Option<&str>)> {
     let segments = path.trim_start_matches('/').split('/').count();
     ROUTES
         .iter()
         .filter(|d| d.path.trim_start_matches('/').split('/').count() == segments)
-        .find_map(|d| match_tail(d.path, path).map(|id| (d.function, d.path, id)))
+        .find_map(|d| match_tail(d.path, path).map(|id| (d, id)))
 }
 
 #[cfg(test)]
@@ -118,8 +138,12 @@ mod tests {
         assert_eq!(resolve(HttpFunction::Messages, "PUT", "/messages"), None);
         assert_eq!(resolve(HttpFunction::Messages, "GET", "/messages/"), None);
         assert_eq!(resolve(HttpFunction::Login, "POST", "/messages"), None);
-        assert_eq!(function_of("/messages/a"), Some((HttpFunction::Messages, "/messages/{id}", Some("a"))));
-        assert_eq!(function_of("/messages/a/b"), None);
-        assert_eq!(function_of("/prod/login"), None);
+        let (def, id) = route_of("/messages/a").expect("route");
+        assert_eq!(
+            (def.function, def.path, def.auth, id),
+            (HttpFunction::Messages, "/messages/{id}", Auth::Iam, Some("a"))
+        );
+        assert_eq!(route_of("/messages/a/b"), None);
+        assert_eq!(route_of("/prod/login"), None);
     }
 }

@@ -11,7 +11,7 @@ use tokio::sync::OnceCell;
 
 use crate::api::ApiError;
 use crate::config::{Config, SecretSource};
-use crate::domain::{Catalogue, TemplateDef};
+use crate::domain::{Catalogue, TemplateDef, TemplateId};
 use crate::push::crypto::PushCipher;
 use crate::store::{GrantLedger, Outbox, SessionStore, TokenStore};
 use crate::wechat::{AccessTokenCache, AppSecret, HttpWechat, WechatApi};
@@ -95,7 +95,7 @@ impl Services {
         self.templates.get_or_try_init(|| templates::discover(&self.tokens, self.wechat.as_ref())).await.cloned()
     }
 
-    pub async fn template(&self, id: &crate::domain::TemplateId) -> Result<TemplateDef, ApiError> {
+    pub async fn template(&self, id: &TemplateId) -> Result<TemplateDef, ApiError> {
         self.templates().await?.get(id).cloned().ok_or_else(|| ApiError::UnknownTemplate(id.to_string()))
     }
 }

@@ -4,7 +4,7 @@
 use lambda_http::Request;
 
 use crate::api::requests::MessageFields;
-use crate::api::{http, views, ApiError, HttpFunction, HttpResult, Route};
+use crate::api::{auth, http, views, ApiError, HttpFunction, HttpResult, Route};
 use crate::app::schedule::{self, Scheduled};
 use crate::app::Services;
 use crate::domain::ids::quote;
@@ -16,6 +16,7 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 const ID_QUOTE_MAX: usize = 64;
 
 pub async fn handle(svc: &Services, req: &Request) -> HttpResult {
+    auth::iam_caller(req)?;
     let (route, id) = super::route(HttpFunction::Messages, req)?;
     if route == Route::ScheduleMessage {
         let fields: MessageFields = http::json_body(req, BODY_LIMIT)?;

@@ -1,5 +1,5 @@
 //! An in-process stand-in for API Gateway, for tests only: real HTTP in,
-//! an HTTP API payload-2.0 event parsed by lambda_http's own deserializer,
+//! an HTTP API payload-2.0 event made a request as the binaries make it,
 //! routed by path as template.yaml routes it; plus Lambda's Invoke API for
 //! `send`. (`make dev` uses cargo lambda watch for both instead.)
 
@@ -12,15 +12,26 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
+use shared::api::routes::Auth;
 use shared::app::Services;
-use shared::lambda::{http_entry, HttpFunction};
+use shared::lambda::{http_event_entry, HttpFunction};
 
 /// Which function template.yaml routes a path to, and its path parameters
 /// (the project's one routes table, `shared::api::routes`).
 pub fn route(path: &str) -> Option<(HttpFunction, &'static str, HashMap<String, String>)> {
-    let (function, template, id) = shared::api::routes::function_of(path)?;
+    let (def, id) = shared::api::routes::route_of(path)?;
     let params = id.map(|id| ("id".to_string(), id.to_string())).into_iter().collect();
-    Some((function, template, params))
+    Some((def.function, def.path, params))
+}
+
+/// What API Gateway's `AWS_IAM` authorizer adds to an event of a route it
+/// checked (the business routes): the signing caller.
+pub fn iam_authorizer() -> Value {
+    json!({"iam": {
+        "accessKey": "AKIAIOSFODNN7EXAMPLE", "accountId": "123456789012", "callerId": "AIDACKCEVSQ6C2EXAMPLE",
+        "cognitoIdentity": null, "principalOrgId": null,
+        "userArn": "arn:aws:iam::123456789012:user/business-backend", "userId": "AIDACKCEVSQ6C2EXAMPLE"
+    }})
 }
 
 /// The HTTP API (payload 2.0) event API Gateway would send.
@@ -42,7 +53,8 @@ pub fn event(
         query_params.insert(decode(k), json!(decode(v)));
     }
     let text = std::str::from_utf8(body).ok();
-    json!({
+    let iam = shared::api::routes::ROUTES.iter().any(|r| r.path == route_key && r.auth == Auth::Iam);
+    let mut event = json!({
         "version": "2.0",
         "routeKey": format!("{method} {route_key}"),
         "rawPath": path,
@@ -58,7 +70,11 @@ pub fn event(
         },
         "body": match text { Some(t) => json!(t), None => Value::Null },
         "isBase64Encoded": false
-    })
+    });
+    if iam {
+        event["requestContext"]["authorizer"] = iam_authorizer();
+    }
+    event
 }
 
 fn percent_decode(s: &str) -> String {
@@ -113,11 +129,7 @@ async fn handle(
         return (StatusCode::NOT_FOUND, "no route").into_response();
     };
     let ev = event(method.as_str(), uri.path(), uri.query(), &headers, &body, route_key, &params);
-    let req = match lambda_http::request::from_str(&ev.to_string()) {
-        Ok(r) => r,
-        Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, format!("event: {e}")).into_response(),
-    };
-    let resp = http_entry(f, &svc, &req).await;
+    let resp = http_event_entry(f, &svc, ev).await;
     let (parts, body) = resp.into_parts();
     let bytes: Vec<u8> = match body {
         lambda_http::Body::Text(t) => t.into_bytes(),
@@ -162,8 +174,7 @@ pub async fn invoke(
         }
     }
     let ev = event(method, path, query, &map, body, route_key, &params);
-    let req = lambda_http::request::from_str(&ev.to_string()).expect("a valid HTTP API event");
-    let resp = http_entry(f, svc, &req).await;
+    let resp = http_event_entry(f, svc, ev).await;
     let status = resp.status().as_u16();
     let ctype = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
     let text = match resp.into_body() {

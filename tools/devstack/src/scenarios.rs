@@ -154,9 +154,9 @@ pub async fn warm_up(env: &TestEnv, fixture: &Fixture, rounds: usize) -> Result<
                     .map_err(|e| e.to_string())?;
                 continue;
             }
-            let req = lambda_http::request::from_str(&event.to_string()).map_err(|e| format!("{function}: {e}"))?;
-            let (f, _, _) = crate::gateway::route(req.uri().path()).ok_or(format!("{function}: no route"))?;
-            let status = shared::lambda::http_entry(f, &env.svc, &req).await.status();
+            let path = event["rawPath"].as_str().unwrap_or_default().to_string();
+            let (f, _, _) = crate::gateway::route(&path).ok_or(format!("{function}: no route"))?;
+            let status = shared::lambda::http_event_entry(f, &env.svc, event.clone()).await.status();
             if status != 200 {
                 return Err(format!("warm-up {function} answered {status}"));
             }

@@ -93,15 +93,18 @@ impl Outbox {
     pub async fn schedule(&self, m: NewMessage, now: Timestamp) -> Result<ScheduleOutcome, StoreError> {
         let shard = self.shard_of(&m.id);
         let mut items = vec![self.put_new(item::new_item(&m, &shard, now)?)?];
-        if let Some(key) = &m.idempotency_key {
-            items.push(self.put_new(map([
-                ("id", s(format!("{IDEM_PREFIX}{key}"))),
-                ("message_id", s(m.id.as_str())),
-                ("request_hash", s(&m.request_hash)),
-                ("created_at", ms(now)),
-            ]))?);
-        }
-        let idem_index = m.idempotency_key.as_ref().map(|_| 1);
+        let idem_index = match &m.idempotency_key {
+            Some(key) => {
+                items.push(self.put_new(map([
+                    ("id", s(format!("{IDEM_PREFIX}{key}"))),
+                    ("message_id", s(m.id.as_str())),
+                    ("request_hash", s(&m.request_hash)),
+                    ("created_at", ms(now)),
+                ]))?);
+                Some(items.len() - 1)
+            }
+            None => None,
+        };
         items.push(self.grants.reserve_item(&m.openid, &m.content.template.id, m.content.template.kind)?);
         let reserve_index = items.len() - 1;
 

@@ -1,8 +1,10 @@
 //! The Lambda side of every function: load config once per cold start, build
 //! the clients once, then map each event to its handler.
 
+pub mod http_event;
+
 use futures::future::BoxFuture;
-use lambda_http::{Body, Request, RequestExt, Response};
+use lambda_http::{Body, Request, Response};
 use lambda_runtime::LambdaEvent;
 use serde_json::Value;
 
@@ -33,6 +35,22 @@ pub async fn http_entry(f: HttpFunction, svc: &Services, req: &Request) -> Respo
     })
 }
 
+/// One HTTP API event through `f`'s handler, made a request as the binaries
+/// make it (the test gateway and the fixtures' tests go through here).
+pub async fn http_event_entry(f: HttpFunction, svc: &Services, event: Value) -> Response<Body> {
+    match http_event::request_of(event, lambda_runtime::Context::default()) {
+        Ok(req) => http_entry(f, svc, &req).await,
+        Err(e) => refused_event(&e),
+    }
+}
+
+/// An event that is no request we can serve: 400, logged without the event
+/// (it may be anything, of any size).
+fn refused_event(e: &crate::api::ApiError) -> Response<Body> {
+    tracing::warn!(code = e.code(), "event refused before routing");
+    http::error(e)
+}
+
 /// Cold start: config and clients, each failure one clear log line.
 pub async fn boot(needs: Needs) -> Result<&'static Services, Error> {
     crate::logging::init();
@@ -50,15 +68,21 @@ pub async fn boot(needs: Needs) -> Result<&'static Services, Error> {
 
 /// Runs one HTTP function. Each binary passes its own handler (rather than
 /// going through [`http_entry`]), so the other functions' code is not linked
-/// into it: smaller binaries that start faster.
+/// into it: smaller binaries that start faster. The event is taken as JSON
+/// and made a request here ([`http_event`]): whatever API Gateway, or
+/// anything else, sends, the answer is an HTTP response.
 pub async fn run_http<H>(f: HttpFunction, handler: H) -> Result<(), Error>
 where
     H: for<'a> Fn(&'a Services, &'a Request) -> BoxFuture<'a, HttpResult> + Copy + Send + Sync + 'static,
 {
     let svc = boot(needs(f)).await?;
-    lambda_http::run(lambda_http::service_fn(move |req: Request| async move {
-        crate::metrics::set_request_id(req.lambda_context_ref().map(|c| c.request_id.as_str()));
-        Ok::<_, Error>(http::finish(handler(svc, &req).await))
+    lambda_runtime::run(lambda_runtime::service_fn(move |event: LambdaEvent<Value>| async move {
+        crate::metrics::set_request_id(Some(&event.context.request_id));
+        let response = match http_event::request_of(event.payload, event.context) {
+            Ok(req) => http::finish(handler(svc, &req).await),
+            Err(e) => refused_event(&e),
+        };
+        Ok::<_, Error>(http_event::response_of(response))
     }))
     .await
 }
