@@ -13,4 +13,16 @@ pub fn init() {
         .with_target(false)
         .without_time()
         .try_init();
+    // A panic is logged as one JSON error line like everything else (the
+    // default hook writes plain text to stderr), the message cut short.
+    std::panic::set_hook(Box::new(|info| {
+        let at = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        tracing::error!(at, message = %message.chars().take(200).collect::<String>(), "panic");
+    }));
 }

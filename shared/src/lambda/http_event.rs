@@ -166,14 +166,11 @@ mod tests {
     #[test]
     fn what_lambda_http_would_panic_or_fail_on_is_a_refusal() {
         let long = format!("/{}", "a".repeat(70 * 1024));
-        let cases = [
+        let refused = [
             event("/a b", json!({})),
-            event("/中文", json!({})),
             event(&long, json!({})),
             event("/x", json!({"x-bad": "line\nbreak"})),
-            event("/x", json!({"x-bad": "é"})),
             event("/x", json!({"bad name": "v"})),
-            event("/x", json!({"host": "a b"})),
             json!({"rawPath": "/x", "requestContext": {"http": {"method": "GE T"}}}),
             json!({"rawPath": "/x", "body": "***", "isBase64Encoded": true,
                    "requestContext": {"http": {"method": "POST"}}}),
@@ -181,12 +178,13 @@ mod tests {
             json!([1, 2]),
             json!({}),
         ];
-        for case in cases {
-            match request_of(case.clone(), Context::default()) {
-                // A Host header `http` accepts is not ours to judge: only the ones it refuses must be refused.
-                Ok(req) => assert!(req.headers().contains_key("host"), "{case:.80}"),
-                Err(e) => assert_eq!(e.code(), "invalid_request", "{case:.80}"),
-            }
+        for case in refused {
+            let e = request_of(case.clone(), Context::default()).expect_err(&format!("{case:.80}"));
+            assert_eq!(e.code(), "invalid_request", "{case:.80}");
+        }
+        // What `http` holds is served (lambda_http panicked on the Host, building a URL from it).
+        for case in [event("/中文", json!({})), event("/x", json!({"host": "a b:x", "x-note": "é"}))] {
+            request_of(case.clone(), Context::default()).unwrap_or_else(|e| panic!("{case:.80}: {e}"));
         }
     }
 }

@@ -3,13 +3,16 @@
 
 pub mod http_event;
 
+use std::panic::AssertUnwindSafe;
+
 use futures::future::BoxFuture;
+use futures::FutureExt;
 use lambda_http::{Body, Request, Response};
 use lambda_runtime::LambdaEvent;
 use serde_json::Value;
 
 pub use crate::api::HttpFunction;
-use crate::api::{http, HttpResult};
+use crate::api::{http, ApiError, HttpResult};
 use crate::app::Services;
 use crate::config::{Config, Needs};
 use crate::handlers;
@@ -35,6 +38,20 @@ pub async fn http_entry(f: HttpFunction, svc: &Services, req: &Request) -> Respo
     })
 }
 
+/// Runs a handler, turning a panic into `None` (logged) so the process
+/// keeps serving: the release profile unwinds (docs/performance.md has the
+/// decision and its cost), and whatever a handler held is a cache that
+/// DynamoDB backs, so nothing is left half-written.
+async fn guarded<T>(handler: impl std::future::Future<Output = T>) -> Option<T> {
+    match AssertUnwindSafe(handler).catch_unwind().await {
+        Ok(answer) => Some(answer),
+        Err(_) => {
+            tracing::error!("the handler panicked; answered as an internal error");
+            None
+        }
+    }
+}
+
 /// One HTTP API event through `f`'s handler, made a request as the binaries
 /// make it (the test gateway and the fixtures' tests go through here).
 pub async fn http_event_entry(f: HttpFunction, svc: &Services, event: Value) -> Response<Body> {
@@ -46,7 +63,7 @@ pub async fn http_event_entry(f: HttpFunction, svc: &Services, event: Value) -> 
 
 /// An event that is no request we can serve: 400, logged without the event
 /// (it may be anything, of any size).
-fn refused_event(e: &crate::api::ApiError) -> Response<Body> {
+fn refused_event(e: &ApiError) -> Response<Body> {
     tracing::warn!(code = e.code(), "event refused before routing");
     http::error(e)
 }
@@ -79,7 +96,10 @@ where
     lambda_runtime::run(lambda_runtime::service_fn(move |event: LambdaEvent<Value>| async move {
         crate::metrics::set_request_id(Some(&event.context.request_id));
         let response = match http_event::request_of(event.payload, event.context) {
-            Ok(req) => http::finish(handler(svc, &req).await),
+            Ok(req) => match guarded(handler(svc, &req)).await {
+                Some(result) => http::finish(result),
+                None => http::error(&ApiError::Internal),
+            },
             Err(e) => refused_event(&e),
         };
         Ok::<_, Error>(http_event::response_of(response))
@@ -92,9 +112,22 @@ pub async fn run_send() -> Result<(), Error> {
     lambda_runtime::run(lambda_runtime::service_fn(move |event: LambdaEvent<Value>| async move {
         crate::metrics::set_request_id(Some(&event.context.request_id));
         let deadline = handlers::send::budget(event.context.deadline);
-        handlers::send::handle(svc, &event.payload, &event.context.request_id, deadline)
-            .await
-            .map_err(|e| Error::from(format!("{}: {e}", e.code())))
+        let answer = guarded(handlers::send::handle(svc, &event.payload, &event.context.request_id, deadline)).await;
+        // A panic is a function error like an internal fault: Lambda retries an
+        // asynchronous invocation, and the claims and keys make that safe.
+        answer.unwrap_or(Err(ApiError::Internal)).map_err(|e| Error::from(format!("{}: {e}", e.code())))
     }))
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_handler_is_an_answer_not_the_end_of_the_process() {
+        assert_eq!(guarded(async { 7 }).await, Some(7));
+        let panicked: Option<()> = guarded(async { panic!("a bug") }).await;
+        assert_eq!(panicked, None);
+    }
 }
