@@ -4,7 +4,16 @@
 # harness, which prints the tables docs/performance.md quotes.
 # Extra arguments go to the harness: --runs N --warm N --messages N --drain-warm-up N,
 # --settle-ms N, --production-secrets (secrets from a Secrets Manager stand-in).
+# `--panic abort` builds the functions with the other panic strategy (the
+# release profile unwinds: docs/performance.md compares the two).
 set -euo pipefail
+args=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --panic) export CARGO_PROFILE_RELEASE_PANIC="$2"; shift 2 ;;
+    *) args+=("$1"); shift ;;
+  esac
+done
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 scripts/ensure-tools.sh dynamodb lambda
@@ -23,5 +32,5 @@ export AWS_ENDPOINT_URL_DYNAMODB="$endpoint"
 export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_REGION=us-east-1
 export RUST_LOG="${RUST_LOG:-warn}"
 # EMF metric lines from the harness's own in-process set-up are not part of the report.
-target/lambda/bench/bootstrap --bin-dir target/lambda "$@" | grep -v '"_aws":'
+target/lambda/bench/bootstrap --bin-dir target/lambda "${args[@]}" | grep -v '"_aws":'
 

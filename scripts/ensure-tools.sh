@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the local stack and the tests need into ./.tools (git-ignored),
-# only when missing. Usage: scripts/ensure-tools.sh [dynamodb] [lint] [lambda]
+# only when missing. Usage: scripts/ensure-tools.sh [dynamodb] [lint] [lambda] [schemathesis] [sam]
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 tools="$root/.tools"
@@ -37,6 +37,13 @@ for part in $want; do
       if [ ! -x "$tools/venv/bin/cargo-lambda" ]; then
         echo "ensure-tools: installing cargo-lambda (brings zig)"
         "$tools/venv/bin/pip" install --quiet cargo-lambda
+      fi ;;
+    schemathesis)
+      # The OpenAPI fuzzer tests/tests/openapi.rs runs against the local stack (pinned: its CLI flags).
+      venv
+      if [ ! -x "$tools/venv/bin/schemathesis" ]; then
+        echo "ensure-tools: installing schemathesis"
+        "$tools/venv/bin/pip" install --quiet "schemathesis==4.32.5"
       fi ;;
     sam)
       venv

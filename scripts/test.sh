@@ -5,7 +5,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
-scripts/ensure-tools.sh dynamodb lint
+scripts/ensure-tools.sh dynamodb lint schemathesis
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

@@ -11,12 +11,13 @@ use lambda_http::Request;
 
 use crate::api::routes::{self, HttpFunction, Route};
 use crate::api::{http, ApiError};
+use crate::domain::ids::quote;
 
 /// The route `function` serves for this request (and its `{id}`), or `404 not_found`.
 fn route(function: HttpFunction, req: &Request) -> Result<(Route, Option<String>), ApiError> {
     let (method, path) = (req.method().as_str(), http::path(req));
     let matched = routes::resolve(function, method, &path)
-        .ok_or_else(|| ApiError::NotFound(format!("no route for {method} {}", crate::domain::ids::quote(&path, 64))))?;
+        .ok_or_else(|| ApiError::NotFound(format!("no route for {} {}", quote(method, 16), quote(&path, 64))))?;
     // API Gateway's path parameter when it gives one, else the segment itself.
     let id = http::path_param(req, "id").or_else(|| matched.id.map(str::to_string));
     Ok((matched.def.route, id))
