@@ -2,6 +2,9 @@
 //! works against tables created exactly from it.
 
 use integration_tests::{Options, TestEnv};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
 use shared::config::Tables;
 
 #[tokio::test]
@@ -104,5 +107,110 @@ fn make_dev_the_code_and_the_test_gateway_route_exactly_as_the_template_does() {
             devstack::gateway::route(&concrete).unwrap_or_else(|| panic!("gateway: no route for {path}"));
         assert_eq!(route_key, path, "{method} {path}");
         assert_eq!(format!("{function:?}").to_lowercase(), *binary, "{method} {path}");
+    }
+}
+
+/// Every metric the functions emit, with the dimensions it carries, read
+/// from the code: `metrics::count("Name", n, &[("dimension", ...)])`.
+fn emitted_metrics() -> BTreeMap<String, BTreeSet<String>> {
+    let mut files = Vec::new();
+    let mut dirs = vec![PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/src"))];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("shared/src").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                files.push(path);
+            }
+        }
+    }
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for file in files {
+        let code = std::fs::read_to_string(&file).expect("source");
+        for call in code.split("metrics::count(\"").skip(1) {
+            let name = call.split('"').next().unwrap_or_default().to_string();
+            let args = call.split(");").next().unwrap_or_default();
+            let dims = args.split("&[").nth(1).unwrap_or_default();
+            let dims = dims.split("(\"").skip(1).filter_map(|d| d.split('"').next()).map(str::to_string);
+            out.entry(name).or_default().extend(dims);
+        }
+    }
+    out
+}
+
+/// (metric, dimension names) of every WxSubscribe metric the alarms and the dashboard name.
+fn watched_metrics() -> BTreeSet<(String, Vec<String>)> {
+    let text = std::fs::read_to_string(devstack::tables::template_path()).expect("template.yaml");
+    let doc: serde_yaml::Value = serde_yaml::from_str(&text).expect("yaml");
+    let mut out = BTreeSet::new();
+    let mut metric = |m: &serde_yaml::Value| {
+        if m["Namespace"].as_str() == Some("WxSubscribe") {
+            let dims = m["Dimensions"].as_sequence().into_iter().flatten();
+            let dims = dims.filter_map(|d| d["Name"].as_str().map(str::to_string)).collect();
+            out.insert((m["MetricName"].as_str().unwrap_or("?").to_string(), dims));
+        }
+    };
+    let mut body = String::new();
+    for (_, res) in doc["Resources"].as_mapping().expect("Resources") {
+        let p = &res["Properties"];
+        match res["Type"].as_str() {
+            Some("AWS::CloudWatch::Alarm") => {
+                metric(p);
+                for m in p["Metrics"].as_sequence().into_iter().flatten() {
+                    metric(&m["MetricStat"]["Metric"]);
+                }
+            }
+            Some("AWS::CloudWatch::Dashboard") => {
+                body = match &p["DashboardBody"] {
+                    serde_yaml::Value::Tagged(t) => t.value.as_str().unwrap_or_default().to_string(),
+                    other => other.as_str().unwrap_or_default().to_string(),
+                };
+            }
+            _ => {}
+        }
+    }
+    assert!(!body.is_empty(), "no dashboard in template.yaml");
+    // ${...} are !Sub's: any text stands in for them; the rest must be JSON.
+    let mut plain = String::new();
+    let mut rest = body.as_str();
+    while let Some(at) = rest.find("${") {
+        plain.push_str(&rest[..at]);
+        plain.push('X');
+        rest = rest[at..].split_once('}').map(|(_, r)| r).unwrap_or_default();
+    }
+    plain.push_str(rest);
+    let dashboard: serde_json::Value = serde_json::from_str(&plain).expect("the dashboard body is JSON");
+    for widget in dashboard["widgets"].as_array().expect("widgets") {
+        for line in widget["properties"]["metrics"].as_array().into_iter().flatten() {
+            let items = line.as_array().cloned().unwrap_or_default();
+            if items.first().and_then(|v| v.as_str()) == Some("WxSubscribe") {
+                let name = items.get(1).and_then(|v| v.as_str()).unwrap_or("?").to_string();
+                let dims = items.iter().skip(2).step_by(2).filter_map(|v| v.as_str().map(str::to_string)).collect();
+                out.insert((name, dims));
+            }
+            // SEARCH('{WxSubscribe,dim} MetricName="Name"', ...)
+            for expr in items.iter().filter_map(|v| v["expression"].as_str()) {
+                let Some(schema) = expr.split("{WxSubscribe").nth(1) else { continue };
+                let dims = schema.split('}').next().unwrap_or_default().split(',').filter(|d| !d.is_empty());
+                let name = expr.split("MetricName=\"").nth(1).and_then(|n| n.split('"').next()).unwrap_or("?");
+                out.insert((name.to_string(), dims.map(str::to_string).collect()));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn the_dashboard_and_the_alarms_watch_only_metrics_the_code_emits() {
+    let emitted = emitted_metrics();
+    let watched = watched_metrics();
+    assert!(watched.len() >= 10, "{watched:?}");
+    for (name, dims) in &watched {
+        let carried = emitted.get(name).unwrap_or_else(|| panic!("{name} is watched but never emitted ({emitted:?})"));
+        assert!(dims.iter().all(|d| carried.contains(d)), "{name} is watched by {dims:?}, emitted with {carried:?}");
+    }
+    for name in ["MessagesFailed", "TokenRefreshFailed", "PushSignatureRejected"] {
+        assert!(watched.iter().any(|(n, _)| n == name), "{name} has no alarm or widget");
     }
 }

@@ -19,6 +19,15 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
 const MSGID_LOOKUP_WAITS_MS: [u64; 4] = [0, 100, 300, 600];
 
 pub async fn handle(svc: &Services, req: &Request) -> HttpResult {
+    let result = serve(svc, req).await;
+    // A spike is someone probing, or a Token rotated in the console but not here (an alarm watches it).
+    if matches!(result, Err(ApiError::InvalidSignature(_))) {
+        metrics::count("PushSignatureRejected", 1, &[]);
+    }
+    result
+}
+
+async fn serve(svc: &Services, req: &Request) -> HttpResult {
     let (route, _) = super::route(HttpFunction::Callback, req)?;
     let token = svc.config.push_token.as_deref().ok_or_else(|| {
         tracing::error!("WECHAT_PUSH_TOKEN is not configured");

@@ -116,6 +116,7 @@ impl AccessTokenCache {
             if self.store.try_lease(now.after(LEASE), now).await? {
                 let result = self.fetch_and_store(rejected).await;
                 if result.is_err() {
+                    metrics::count("TokenRefreshFailed", 1, &[]);
                     self.store.release().await;
                 }
                 return result;
