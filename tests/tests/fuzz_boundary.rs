@@ -236,6 +236,21 @@ fn check_http(answer: Result<Value, String>, event: &Value) -> Result<(), TestCa
     Ok(())
 }
 
+/// The local stack (DynamoDB Local's tables, the simulator) with a user, a grant and a message.
+fn stack() -> (tokio::runtime::Runtime, TestEnv, Fixture) {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let env = rt.block_on(TestEnv::start(Options::default()));
+    let fixture = rt.block_on(Fixture::prepare(&env)).expect("users, grants and a message");
+    (rt, env, fixture)
+}
+
+/// A function's built binary, started as Lambda starts it.
+fn start(rt: &tokio::runtime::Runtime, env: &TestEnv, function: &str) -> RunningLambda {
+    let log = std::env::temp_dir().join(format!("wx-fuzz-{function}-{}.log", std::process::id()));
+    let vars = function_env(env, &dynamodb_endpoint());
+    rt.block_on(debug_binary(function).start(&vars, &log)).unwrap_or_else(|e| panic!("{function}: {e}"))
+}
+
 /// Runs `n` generated events; returns how many got each status.
 fn run_http(
     rt: &tokio::runtime::Runtime,
@@ -260,14 +275,10 @@ fn run_http(
 
 #[test]
 fn no_generated_event_gets_a_5xx_fails_an_invocation_or_restarts_a_function() {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-    let env = rt.block_on(TestEnv::start(Options::default()));
-    let fixture = rt.block_on(Fixture::prepare(&env)).expect("users, grants and a message");
-    let vars = function_env(&env, &dynamodb_endpoint());
+    let (rt, env, fixture) = stack();
     let n = cases();
     for function in HTTP_FUNCTIONS {
-        let log = std::env::temp_dir().join(format!("wx-fuzz-{function}-{}.log", std::process::id()));
-        let running = Arc::new(rt.block_on(debug_binary(function).start(&vars, &log)).expect("started"));
+        let running = Arc::new(start(&rt, &env, function));
         // Untrusted first: nothing may change.
         let before = rt.block_on(tables(&env));
         let untrusted = run_http(&rt, &running, event(function, &fixture, false), n / 2);
@@ -298,12 +309,8 @@ fn send_payload(fixture: &Fixture) -> BoxedStrategy<Value> {
 
 #[test]
 fn no_payload_of_send_fails_its_invocation_or_restarts_it() {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-    let env = rt.block_on(TestEnv::start(Options::default()));
-    let fixture = rt.block_on(Fixture::prepare(&env)).expect("users, grants and a message");
-    let vars = function_env(&env, &dynamodb_endpoint());
-    let log = std::env::temp_dir().join(format!("wx-fuzz-send-{}.log", std::process::id()));
-    let running = rt.block_on(debug_binary("send").start(&vars, &log)).expect("started");
+    let (rt, env, fixture) = stack();
+    let running = start(&rt, &env, "send");
     let mut runner = TestRunner::new(Config { cases: cases() / 2, failure_persistence: None, ..Config::default() });
     runner
         .run(&send_payload(&fixture), |payload| {
