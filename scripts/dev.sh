@@ -2,8 +2,10 @@
 # `make dev`: the whole backend on this machine.
 #   DynamoDB Local (tables created from template.yaml), the WeChat simulator
 #   (pushing to our callback in safe mode), every function behind
-#   `cargo lambda watch` (its router maps paths as template.yaml's HTTP API
-#   does: see [workspace.metadata.lambda.watch.router] in Cargo.toml), and a
+#   `cargo lambda watch` behind devstack's API Gateway (routes, events and the
+#   IAM context as template.yaml's HTTP API gives them; cargo lambda watch's
+#   own router, [workspace.metadata.lambda.watch.router] in Cargo.toml, stays
+#   for `cargo lambda watch` used alone), and a
 #   ticker that invokes `send` with the EventBridge event every TICK_SECONDS.
 #
 #   scripts/dev.sh            run in the foreground; Ctrl-C stops everything
@@ -28,7 +30,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 port_busy() { python3 -c 'import socket,sys; s=socket.socket(); sys.exit(0 if s.connect_ex(("127.0.0.1",int(sys.argv[1])))==0 else 1)' "$1"; }
 
 stop() {
-  for name in ticker watch sim; do
+  for name in ticker gateway watch sim; do
     if [ -f "$state/$name.pid" ]; then
       # Each part runs in its own session (setsid): stop its whole group.
       read -r pid <"$state/$name.pid" || true
@@ -96,9 +98,17 @@ done
   echo "RUST_LOG=${RUST_LOG:-info}"
 } >"$state/functions.env"
 
-setsid cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$port" --env-file "$state/functions.env" \
+# The functions under cargo lambda watch on a port of their own; in front of
+# it, on the API's port, devstack's API Gateway makes each request the event
+# API Gateway would send (with the IAM authorizer's context on the business
+# routes, as once a SigV4 signature holds) and passes Invoke API calls through.
+functions_port="$(free_port)"
+setsid cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$functions_port" --env-file "$state/functions.env" \
   >"$state/functions.log" 2>&1 &
 echo $! >"$state/watch.pid"
+setsid target/debug/devstack api-gateway --port "$port" --functions "http://127.0.0.1:$functions_port" \
+  >"$state/gateway.log" 2>&1 &
+echo $! >"$state/gateway.pid"
 
 # Ready when /login answers (an empty body is a 400: the function runs).
 ready=false
@@ -127,7 +137,7 @@ up=true
 cat <<EOF
 
 Local stack is up (state and logs in .dev/):
-  HTTP API (cargo lambda watch router)  $api   /login /subscriptions /messages /messages/{id} /wechat/callback
+  HTTP API (devstack's API Gateway)     $api   /login /subscriptions /messages /messages/{id} /wechat/callback
   send, Lambda Invoke API               $invoke
   send schedule                         every ${tick}s (events/send-scheduled.json; log .dev/ticker.log)
   WeChat simulator                      $sim   (pushes to $api/wechat/callback, ${PUSH_MODE:-safe} mode, ${PUSH_FORMAT:-json})

@@ -1,5 +1,6 @@
 //! Helpers for the local stack and the tests.
 
+pub mod api_gateway;
 pub mod demo;
 pub mod env;
 pub mod fixtures;

@@ -7,10 +7,12 @@
 //!   against a running stack (`make demo`); exits 1 at the first failed step.
 //! - `devstack fixtures --out events`: rewrites the encrypted callback events
 //!   (compatible and safe mode, JSON and XML) for the local configuration.
+//! - `devstack api-gateway --port N --functions URL`: `make dev`'s HTTP API in
+//!   front of cargo lambda watch, making events as API Gateway does.
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: devstack tables --endpoint URL [--prefix P] [--template template.yaml]\n       devstack demo --api URL --sim URL [--invoke URL]\n       devstack fixtures --out events";
+const USAGE: &str = "usage: devstack tables --endpoint URL [--prefix P] [--template template.yaml]\n       devstack demo --api URL --sim URL [--invoke URL]\n       devstack fixtures --out events\n       devstack api-gateway --port N --functions URL";
 
 fn flag(args: &[String], name: &str) -> Option<String> {
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
@@ -41,6 +43,12 @@ async fn demo(args: &[String]) -> Result<(), String> {
     devstack::demo::run(devstack::demo::Stack { api, sim, invoke }).await
 }
 
+async fn api_gateway(args: &[String]) -> Result<(), String> {
+    let port: u16 = required(args, "--port")?.parse().map_err(|e| format!("--port: {e}"))?;
+    let functions = required(args, "--functions")?;
+    devstack::api_gateway::serve(([127, 0, 0, 1], port).into(), functions).await.map_err(|e| e.to_string())
+}
+
 fn fixtures(args: &[String]) -> Result<(), String> {
     let out = std::path::PathBuf::from(required(args, "--out")?);
     for (name, event) in devstack::fixtures::encrypted_callback_events() {
@@ -59,6 +67,7 @@ async fn main() -> ExitCode {
         Some("tables") => tables(&args).await,
         Some("demo") => demo(&args).await,
         Some("fixtures") => fixtures(&args),
+        Some("api-gateway") => api_gateway(&args).await,
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);
