@@ -1,4 +1,5 @@
-//! Configuration: each variable's default, refusal and precedence.
+//! Configuration: each variable's default, refusal and precedence. Compiled
+//! only for tests: config.rs declares it as `#[cfg(test)] mod tests;`.
 
 use super::*;
 

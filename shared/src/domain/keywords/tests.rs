@@ -1,4 +1,5 @@
 //! The keyword rules' table, row by row: an accept and a reject case each.
+//! Compiled only for tests: keywords.rs declares it as `#[cfg(test)] mod tests;`.
 
 use std::collections::HashMap;
 
