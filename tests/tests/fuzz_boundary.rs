@@ -151,17 +151,26 @@ fn event(function: &'static str, fixture: &Fixture, trusted: bool) -> BoxedStrat
         4 => prop::sample::select(vec!["GET", "POST", "DELETE", "PUT", "OPTIONS"]).prop_map(str::to_string),
         1 => any_text(12),
     ];
+    // Now and then exactly one of the function's own routes, so the handlers' deeper paths are reached too.
+    let own: Vec<(String, String)> = shared::api::routes::ROUTES
+        .iter()
+        .filter(|r| r.function.name() == function)
+        .map(|r| (r.method.to_string(), r.path.replace("{id}", &fixture.message_id)))
+        .collect();
+    let method_and_path = prop_oneof![
+        2 => prop::sample::select(own),
+        3 => (methods, path_like(routes_of(function))),
+    ];
     let token = fixture.token.clone();
     (
-        methods,
-        path_like(routes_of(function)),
+        method_and_path,
         prop_oneof![6 => Just(String::new()), 1 => any_text(60), 1 => "[ -~]{0,80}", 1 => path_like(vec!["a=b"])],
         prop::collection::vec((header_name(), header_value()), 0..4),
         body(valid_body(function, fixture)),
         any::<bool>(),
         prop::option::weighted(0.1, any_json()),
     )
-        .prop_map(move |(method, path, query, headers, (body, base64), trust, context_noise)| {
+        .prop_map(move |((method, path), query, headers, (body, base64), trust, context_noise)| {
             let mut header_map = serde_json::Map::new();
             header_map.insert("content-type".into(), json!("application/json"));
             for (name, value) in headers {
