@@ -19,8 +19,8 @@ cd "$root"
 scripts/ensure-tools.sh dynamodb lambda
 export PATH="$root/.tools/venv/bin:$PATH"
 
-echo "bench: cargo lambda build --release (functions + lambda-floor)" >&2
-cargo lambda build --release --locked -p login -p subscribe -p messages -p send -p callback -p lambda-floor >&2
+echo "bench: cargo lambda build --release (functions + the two floors)" >&2
+cargo lambda build --release --locked -p login -p subscribe -p messages -p send -p callback -p lambda-floor -p lambda-floor-dynamodb >&2
 # The harness hosts the simulator and the counting proxy: build it optimised
 # too, but on its own, so its dependencies' features do not leak into the
 # functions' build (Cargo unifies features across the packages of one build).

@@ -13,7 +13,11 @@
 # every invocation (`shared::metrics::set_request_id`; lambda_runtime's
 # `amzn_trace_env` for the floor), so init, the first invocation and the
 # warm ones are counted apart. Prints the instructions of
-# each part and leaves the profiles in target/callgrind/ for callgrind_annotate.
+# each part, the cold-start penalty in instructions (to the first answer, less
+# a warm invocation) and, when a floor is among the named, each function's
+# penalty against its floor (lambda-floor-dynamodb for the functions whose
+# request reaches DynamoDB, lambda-floor for the others); the profiles stay
+# in target/callgrind/ for callgrind_annotate.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -25,7 +29,7 @@ command -v valgrind >/dev/null || { echo "valgrind is not installed" >&2; exit 1
 
 scripts/ensure-tools.sh dynamodb lambda
 export PATH="$root/.tools/venv/bin:$PATH"
-all=(login subscribe messages send callback lambda-floor)
+all=(login subscribe messages send callback lambda-floor lambda-floor-dynamodb)
 packages() { for p in "$@"; do printf -- '-p\n%s\n' "$p"; done; }
 mapfile -t all_packages < <(packages "${all[@]}")
 mapfile -t profiled_packages < <(packages "${functions[@]}")
@@ -64,11 +68,26 @@ target/lambda/bench/bootstrap --bin-dir "$bins" --messages 0 --runs 1 --warm 3 -
 # runtime fetching and decoding that event), 2 is the first invocation,
 # 3 and on the warm ones. (The harness kills the process at the
 # end, so what follows the last dump is not written.)
+declare -A penalty
 for f in "${functions[@]}"; do
+    parts=()
     for part in 1 2 3; do
         file="$(ls "$out/$f".*.cg."$part" 2>/dev/null | head -n 1 || true)"
         total="$( [ -n "$file" ] && awk '/^totals:/ {print $2}' "$file" || true)"
+        parts+=("${total:-0}")
         case $part in 1) name="to 1st handler" ;; 2) name="1st invocation" ;; 3) name="warm invocation" ;; esac
-        printf '%-12s %-16s %12s instructions\n' "$f" "$name" "${total:-?}"
+        printf '%-22s %-16s %12s instructions\n' "$f" "$name" "${total:-?}"
     done
+    # The cold-start penalty in instructions, as make bench's in time: the
+    # start to the first answer, less a warm invocation.
+    penalty[$f]=$(( parts[0] + parts[1] - parts[2] ))
+    printf '%-22s %-16s %12s instructions\n' "$f" "cold-start penalty" "${penalty[$f]}"
+done
+# Judged against a floor profiled in the same run: the DynamoDB-backed
+# functions against lambda-floor-dynamodb, the others against lambda-floor.
+for f in "${functions[@]}"; do
+    case $f in lambda-floor*) continue ;; login|subscribe|messages|send) floor=lambda-floor-dynamodb ;; *) floor=lambda-floor ;; esac
+    [ -n "${penalty[$floor]:-}" ] && [ "${penalty[$floor]}" -gt 0 ] || continue
+    awk -v f="$f" -v fl="$floor" -v a="${penalty[$f]}" -v b="${penalty[$floor]}" \
+        'BEGIN { printf "%-22s x %-22s %.2f (cold-start penalty in instructions)\n", f, fl, a / b }'
 done

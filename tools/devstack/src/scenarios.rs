@@ -18,6 +18,7 @@ pub fn describe(function: &str) -> &'static str {
         "messages" => "GET /messages/{id}",
         "send" => "scheduled tick, 1 due message",
         "callback" => "GET /wechat/callback URL check",
+        "lambda-floor-dynamodb" => "echo + one DynamoDB GetItem",
         _ => "echo",
     }
 }
