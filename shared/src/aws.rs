@@ -90,6 +90,10 @@ impl LambdaAws {
     pub fn secrets_manager(&self, http: SharedHttpClient) -> aws_sdk_secretsmanager::Client {
         client!(aws_sdk_secretsmanager, self, http, Self::endpoint("SECRETS_MANAGER"))
     }
+
+    pub fn sqs(&self, http: SharedHttpClient) -> aws_sdk_sqs::Client {
+        client!(aws_sdk_sqs, self, http, Self::endpoint("SQS"))
+    }
 }
 
 /// The SDK's connect timeout for this behaviour version (the default the
@@ -169,6 +173,14 @@ pub async fn secrets_manager(http: SharedHttpClient) -> aws_sdk_secretsmanager::
     match LambdaAws::from_env() {
         Some(aws) => aws.secrets_manager(http),
         None => aws_sdk_secretsmanager::Client::new(&standard_chain(http).await),
+    }
+}
+
+/// The SQS client (`AWS_ENDPOINT_URL_SQS` points it at the local SQS), likewise.
+pub async fn sqs(http: SharedHttpClient) -> aws_sdk_sqs::Client {
+    match LambdaAws::from_env() {
+        Some(aws) => aws.sqs(http),
+        None => aws_sdk_sqs::Client::new(&standard_chain(http).await),
     }
 }
 

@@ -54,11 +54,22 @@ pub struct Tables {
     pub messages: String,
     pub dedupe: String,
     pub tokens: String,
+    pub broadcasts: String,
 }
 
 impl Tables {
-    pub const VARS: [&'static str; 5] =
-        ["SESSIONS_TABLE", "GRANTS_TABLE", "MESSAGES_TABLE", "DEDUPE_TABLE", "TOKENS_TABLE"];
+    pub const VARS: [&'static str; 6] =
+        ["SESSIONS_TABLE", "GRANTS_TABLE", "MESSAGES_TABLE", "DEDUPE_TABLE", "TOKENS_TABLE", "BROADCASTS_TABLE"];
+}
+
+/// The broadcast queues (SQS queue URLs, set by template.yaml with `!Ref`).
+#[derive(Debug, Clone)]
+pub struct QueueUrls {
+    pub plan: String,
+    pub delivery: String,
+    /// The queues' `maxReceiveCount`: a page failing on this receive goes to
+    /// the dead-letter queue, so its job records it.
+    pub max_receive: u32,
 }
 
 /// What a function needs beyond the common variables.
@@ -70,6 +81,8 @@ pub struct Needs {
     pub push: bool,
     /// Reads the template catalogue (discovery needs the secret when TEMPLATES is unset).
     pub templates: bool,
+    /// Puts broadcast work on the queues (messages, send).
+    pub queues: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -90,6 +103,8 @@ pub struct Config {
     pub tables: Tables,
     /// Shards of the due-time index (write sharding for large broadcasts).
     pub due_shards: u32,
+    /// `None` in a function that queues nothing.
+    pub queues: Option<QueueUrls>,
 }
 
 /// The push variables as read: the Token, the EncodingAESKey, the secret that may hold both.
@@ -196,8 +211,23 @@ impl Config {
                 messages: table("MESSAGES_TABLE")?,
                 dedupe: table("DEDUPE_TABLE")?,
                 tokens: table("TOKENS_TABLE")?,
+                broadcasts: table("BROADCASTS_TABLE")?,
             },
             due_shards: vars.number("DUE_SHARDS", 8, 1..=256, "")?,
+            queues: if needs.queues { Some(Self::queues(&vars)?) } else { None },
+        })
+    }
+
+    fn queues(vars: &Vars) -> Result<QueueUrls, ConfigError> {
+        let url = |var: &'static str| match vars.get(var) {
+            Some(u) if u.starts_with("https://") || u.starts_with("http://") => Ok(u),
+            Some(_) => Err(err(var, "must be an SQS queue URL (https://sqs.<region>.amazonaws.com/<account>/<name>)")),
+            None => Err(err(var, "is required (the SQS queue URL)")),
+        };
+        Ok(QueueUrls {
+            plan: url("PLAN_QUEUE_URL")?,
+            delivery: url("DELIVERY_QUEUE_URL")?,
+            max_receive: vars.number("QUEUE_MAX_RECEIVE", 10, 1..=1000, "")?,
         })
     }
 

@@ -8,6 +8,7 @@
 pub mod api;
 pub mod app;
 pub mod aws;
+pub mod broadcast;
 pub mod config;
 pub mod dispatch;
 pub mod domain;
@@ -16,6 +17,7 @@ pub mod lambda;
 pub mod logging;
 pub mod metrics;
 pub mod push;
+pub mod queue;
 pub mod random;
 pub mod secrets;
 pub mod store;

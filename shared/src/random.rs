@@ -25,3 +25,10 @@ pub fn owner_tag() -> String {
     rand::thread_rng().fill_bytes(&mut bytes);
     hex::encode(bytes)
 }
+
+/// A new broadcast id: 128 random bits.
+pub fn broadcast_id() -> crate::domain::BroadcastId {
+    let mut bytes = [0u8; 16];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    crate::domain::BroadcastId::from_random(bytes)
+}

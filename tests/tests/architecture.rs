@@ -16,13 +16,17 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("random", &["domain"]),
     ("metrics", &["domain"]),
     ("store", &["domain", "aws", "random"]),
+    ("queue", &["domain"]),
     ("wechat", &["domain", "store", "secrets", "tls", "aws", "metrics"]),
     ("api", &["domain", "store", "wechat"]),
     ("push", &["domain", "api"]),
     ("config", &["domain", "wechat", "push"]),
-    ("app", &["domain", "store", "wechat", "api", "push", "config", "aws", "secrets", "random", "metrics"]),
+    ("app", &["domain", "store", "queue", "wechat", "api", "push", "config", "aws", "secrets", "random", "metrics"]),
     ("dispatch", &["domain", "store", "wechat", "app", "metrics"]),
-    ("handlers", &["domain", "store", "wechat", "api", "push", "config", "app", "dispatch", "random", "metrics"]),
+    ("broadcast", &["domain", "store", "queue", "api", "app", "dispatch", "metrics"]),
+    ("handlers", &[
+        "domain", "store", "wechat", "api", "push", "config", "app", "dispatch", "broadcast", "random", "metrics",
+    ]),
     ("lambda", &["api", "app", "config", "handlers", "logging", "metrics"]),
 ];
 

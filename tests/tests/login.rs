@@ -129,7 +129,7 @@ async fn busy_once_is_retried_down_is_503() {
     let wechat =
         shared::wechat::HttpWechat::new(&config.api_base, &config.appid, shared::wechat::AppSecret::plain("s"))
             .expect("client");
-    let down = shared::app::Services::build(config, env.db.clone(), Arc::new(wechat));
+    let down = shared::app::Services::build(config, env.db.clone(), None, Arc::new(wechat));
     let (status, body) = call(&down, "POST", "/login", None, r#"{"code":"abc"}"#).await;
     assert_eq!((status, code(&body)), (503, "upstream_unavailable"));
 }

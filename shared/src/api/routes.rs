@@ -33,6 +33,9 @@ pub enum Route {
     ScheduleMessage,
     GetMessage,
     CancelMessage,
+    StartBroadcast,
+    GetBroadcast,
+    CancelBroadcast,
     VerifyPushUrl,
     ReceivePush,
 }
@@ -64,7 +67,12 @@ const fn def(method: &'static str, path: &'static str, route: Route) -> RouteDef
     let (function, auth) = match route {
         Route::Login => (HttpFunction::Login, Auth::Open),
         Route::ListGrants | Route::ReportGrants => (HttpFunction::Subscribe, Auth::Session),
-        Route::ScheduleMessage | Route::GetMessage | Route::CancelMessage => (HttpFunction::Messages, Auth::Iam),
+        Route::ScheduleMessage
+        | Route::GetMessage
+        | Route::CancelMessage
+        | Route::StartBroadcast
+        | Route::GetBroadcast
+        | Route::CancelBroadcast => (HttpFunction::Messages, Auth::Iam),
         Route::VerifyPushUrl | Route::ReceivePush => (HttpFunction::Callback, Auth::PushSignature),
     };
     RouteDef { method, path, function, route, auth }
@@ -77,6 +85,9 @@ pub const ROUTES: &[RouteDef] = &[
     def("POST", "/messages", Route::ScheduleMessage),
     def("GET", "/messages/{id}", Route::GetMessage),
     def("DELETE", "/messages/{id}", Route::CancelMessage),
+    def("POST", "/broadcasts", Route::StartBroadcast),
+    def("GET", "/broadcasts/{id}", Route::GetBroadcast),
+    def("DELETE", "/broadcasts/{id}", Route::CancelBroadcast),
     def("GET", "/wechat/callback", Route::VerifyPushUrl),
     def("POST", "/wechat/callback", Route::ReceivePush),
 ];

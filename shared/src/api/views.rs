@@ -3,7 +3,7 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::domain::{Grant, Message, TemplateKind};
+use crate::domain::{Broadcast, BroadcastStatus, Grant, Message, Progress, TemplateKind};
 
 /// The status document of `GET /messages/{id}` (absent fields omitted).
 pub fn message(m: &Message) -> Value {
@@ -43,4 +43,35 @@ pub fn grants(list: &[Grant]) -> Value {
         TemplateKind::LongTerm => json!({"template_id": g.template_id, "kind": g.kind.as_str(), "active": g.active}),
     };
     json!({"grants": list.iter().map(one).collect::<Vec<_>>()})
+}
+
+/// A broadcast's send time: the one it was given, else its creation (now).
+fn send_at_of(job: &Broadcast) -> String {
+    job.content.send_at.as_ref().map_or_else(|| job.created_at.rfc3339(), |s| s.at.rfc3339())
+}
+
+/// The answer to a broadcast just created.
+pub fn broadcast_started(job: &Broadcast) -> Value {
+    json!({
+        "id": job.id.as_str(),
+        "status": BroadcastStatus::Planning,
+        "template_id": job.content.template.id,
+        "send_at": send_at_of(job),
+    })
+}
+
+/// The document of `GET /broadcasts/{id}`.
+pub fn broadcast(job: &Broadcast, progress: &Progress) -> Value {
+    let by_errcode: Map<String, Value> =
+        progress.failed_by_errcode.iter().map(|(code, n)| (code.to_string(), json!(n))).collect();
+    json!({
+        "id": job.id.as_str(),
+        "status": progress.status(),
+        "template_id": job.content.template.id,
+        "send_at": send_at_of(job),
+        "created_at": job.created_at.rfc3339(),
+        "counts": progress.counts,
+        "failed_by_errcode": by_errcode,
+        "dlq": progress.dlq,
+    })
 }

@@ -2,6 +2,7 @@
 //! cases more than one function shares (the template catalogue, scheduling
 //! a message).
 
+pub mod broadcasts;
 pub mod schedule;
 mod templates;
 
@@ -13,7 +14,8 @@ use crate::api::ApiError;
 use crate::config::{Config, SecretSource};
 use crate::domain::{Catalogue, TemplateDef, TemplateId};
 use crate::push::crypto::PushCipher;
-use crate::store::{GrantLedger, Outbox, SessionStore, TokenStore};
+use crate::queue::WorkQueues;
+use crate::store::{BroadcastStore, GrantLedger, Outbox, SessionStore, TokenStore};
 use crate::wechat::{AccessTokenCache, AppSecret, HttpWechat, WechatApi};
 use crate::{random, secrets};
 
@@ -35,6 +37,9 @@ pub struct Services {
     pub sessions: SessionStore,
     pub grants: GrantLedger,
     pub outbox: Outbox,
+    pub broadcasts: BroadcastStore,
+    /// The broadcast queues, in the functions that put work on them.
+    pub queues: Option<WorkQueues>,
     pub tokens: AccessTokenCache,
     pub push_cipher: Option<PushCipher>,
     templates: OnceCell<Templates>,
@@ -55,7 +60,7 @@ impl Services {
         };
         if let (None, Some(arn)) = (&config.push_token, &config.push_secret_arn) {
             let failed = |reason: String| InitError::Secret { var: "WECHAT_PUSH_SECRET_ARN", reason };
-            let raw = secrets::read_string(&crate::aws::secrets_manager(http).await, arn).await.map_err(failed)?;
+            let raw = secrets::read_string(&crate::aws::secrets_manager(http.clone()).await, arn).await.map_err(failed)?;
             let (token, aes_key) = secrets::push_secret(&raw).map_err(failed)?;
             crate::config::check_push(Some(&token), aes_key.as_deref())?;
             config.push_token = Some(token);
@@ -63,12 +68,26 @@ impl Services {
         }
         let wechat =
             HttpWechat::new(&config.api_base, &config.appid, secret).map_err(|e| InitError::Client(e.to_string()))?;
-        Ok(Self::build(config, db, Arc::new(wechat)))
+        let sqs = match config.queues {
+            Some(_) => Some(crate::aws::sqs(http).await),
+            None => None,
+        };
+        Ok(Self::build(config, db, sqs, Arc::new(wechat)))
     }
 
     /// Wires the parts; tests use this with their own clients.
-    pub fn build(config: Config, db: aws_sdk_dynamodb::Client, wechat: Arc<dyn WechatApi>) -> Self {
+    pub fn build(
+        config: Config,
+        db: aws_sdk_dynamodb::Client,
+        sqs: Option<aws_sdk_sqs::Client>,
+        wechat: Arc<dyn WechatApi>,
+    ) -> Self {
         let t = &config.tables;
+        let queues = match (&config.queues, sqs) {
+            (Some(urls), Some(sqs)) => Some(WorkQueues::new(sqs, &urls.plan, &urls.delivery)),
+            _ => None,
+        };
+        let broadcasts = BroadcastStore::new(db.clone(), &t.broadcasts, &t.messages);
         let grants = GrantLedger::new(db.clone(), &t.grants, &t.dedupe);
         let outbox = Outbox::new(db.clone(), &t.messages, &t.dedupe, grants.clone(), config.due_shards);
         let token_store = TokenStore::new(db.clone(), &t.tokens, &config.appid, random::owner_tag());
@@ -82,6 +101,8 @@ impl Services {
             sessions: SessionStore::new(db, &t.sessions),
             grants,
             outbox,
+            broadcasts,
+            queues,
             tokens,
             push_cipher,
             wechat,

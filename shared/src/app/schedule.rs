@@ -5,7 +5,7 @@
 use super::Services;
 use crate::api::requests::MessageFields;
 use crate::api::ApiError;
-use crate::domain::{keywords, Content, Message, NewMessage, OpenId, Timestamp};
+use crate::domain::{keywords, Broadcast, Content, Message, NewMessage, OnPage, OpenId, Timestamp};
 use crate::random;
 use crate::store::ScheduleOutcome;
 
@@ -44,7 +44,7 @@ pub async fn schedule(
     store(svc, openid, &content, key).await
 }
 
-/// Stores one message for `openid` (also used per grantee by broadcasts).
+/// Stores one message for `openid`.
 pub async fn store(
     svc: &Services,
     openid: &OpenId,
@@ -59,19 +59,50 @@ pub async fn store(
         send_at: content.due(now),
         idempotency_key,
         request_hash: content.request_hash(openid),
+        on_page: None,
     };
+    store_new(svc, new, now).await
+}
+
+/// Stores a broadcast's message to one grantee on its delivery page, under
+/// the id the job derives for that grantee (so planning the page again
+/// finds it instead of making another).
+pub async fn store_on_page(
+    svc: &Services,
+    job: &Broadcast,
+    openid: &OpenId,
+    page: OnPage,
+    now: Timestamp,
+) -> Result<Scheduled, ApiError> {
+    let content = &job.content;
+    let new = NewMessage {
+        id: job.id.message_to(openid),
+        openid: openid.clone(),
+        content: content.clone(),
+        send_at: content.due(now),
+        idempotency_key: None,
+        request_hash: content.request_hash(openid),
+        on_page: Some(page),
+    };
+    store_new(svc, new, now).await
+}
+
+async fn store_new(svc: &Services, new: NewMessage, now: Timestamp) -> Result<Scheduled, ApiError> {
+    let (openid, template_id) = (new.openid.clone(), new.content.template.id.clone());
     match svc.outbox.schedule(new, now).await? {
         ScheduleOutcome::Created(m) => {
-            tracing::info!(id = %m.id, openid = %m.openid, template_id = %m.template_id, "message scheduled");
+            // A broadcast's messages are counted per page by its planner instead of one line each.
+            if m.page_claim.is_none() {
+                tracing::info!(id = %m.id, openid = %m.openid, template_id = %m.template_id, "message scheduled");
+            }
             Ok(Scheduled::Created(*m))
         }
         ScheduleOutcome::Existing(m) => Ok(Scheduled::Existing(*m)),
         ScheduleOutcome::Conflict => {
             Err(ApiError::IdempotencyConflict("this idempotency_key was used with a different request".into()))
         }
-        ScheduleOutcome::NoGrant => Err(ApiError::NoGrant(format!(
-            "{openid} has no credit left or no active grant for template {}",
-            content.template.id
-        ))),
+        ScheduleOutcome::NoGrant => {
+            Err(ApiError::NoGrant(format!("{openid} has no credit left or no active grant for template {template_id}")))
+        }
     }
 }

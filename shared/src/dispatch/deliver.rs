@@ -14,10 +14,15 @@ use crate::wechat::{SendRequest, WechatError};
 const OUTCOME_WRITE_RETRIES: u32 = 4;
 const OUTCOME_WRITE_FIRST_WAIT: Duration = Duration::from_millis(250);
 
+/// WeChat's "too many calls" (API frequency limit).
+const THROTTLED: i64 = 45009;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     Sent,
     Retry,
+    /// To retry, because WeChat said 45009 (too many calls): slow down.
+    Throttled,
     Failed,
     /// The outcome could not be recorded, or another dispatcher took the message over.
     Lost,
@@ -75,7 +80,11 @@ pub async fn deliver(svc: &Services, m: &Message) -> Outcome {
         Finish::Retry { errcode, errmsg, .. } => {
             tracing::warn!(id = %m.id, errcode, errmsg, "send failed; will retry");
             metrics::count("MessagesRetried", 1, &[]);
-            Outcome::Retry
+            if *errcode == Some(THROTTLED) {
+                Outcome::Throttled
+            } else {
+                Outcome::Retry
+            }
         }
         Finish::Failed { errcode, errmsg, .. } => {
             tracing::warn!(id = %m.id, errcode, errmsg, "message failed");

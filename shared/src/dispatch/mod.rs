@@ -54,7 +54,7 @@ impl DispatchReport {
     fn count(&mut self, o: Outcome) {
         match o {
             Outcome::Sent => self.sent += 1,
-            Outcome::Retry => self.retried += 1,
+            Outcome::Retry | Outcome::Throttled => self.retried += 1,
             Outcome::Failed => self.failed += 1,
             Outcome::Lost => self.lost += 1,
         }

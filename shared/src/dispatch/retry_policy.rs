@@ -8,6 +8,8 @@ use crate::wechat::WechatError;
 pub const MAX_ATTEMPTS: i64 = 5;
 /// The first retry's wait; each later one doubles it (1, 2, 4, 8 minutes).
 const RETRY_BASE_MS: i64 = 60_000;
+/// The same, for a broadcast page that brings its retries back on the queue.
+pub const FIRST_RETRY: std::time::Duration = std::time::Duration::from_millis(RETRY_BASE_MS as u64);
 
 /// The outcome of a send that has now made `attempts_so_far` WeChat calls.
 pub fn judge(result: &Result<u64, WechatError>, attempts_so_far: i64, now: Timestamp) -> Finish {

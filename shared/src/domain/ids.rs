@@ -113,8 +113,22 @@ bounded_text!(
 
 /// A message id as this service issues it: `msg_` and 32 lowercase hex
 /// digits. Anything else names no message, so it is refused before any lookup.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct MessageId(String);
+
+impl TryFrom<String> for MessageId {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        Self::parse(&text).ok_or_else(|| "not a message id".to_string())
+    }
+}
+
+impl From<MessageId> for String {
+    fn from(v: MessageId) -> String {
+        v.0
+    }
+}
 
 impl MessageId {
     const PREFIX: &'static str = "msg_";

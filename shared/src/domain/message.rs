@@ -9,7 +9,7 @@ use super::ids::{MessageId, OpenId, Page, TemplateId};
 use super::template::{TemplateDef, TemplateKind};
 use super::time::Timestamp;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MessageStatus {
     Scheduled,
@@ -133,6 +133,20 @@ impl Content {
         ]);
         super::sha256_hex(canonical.to_string().as_bytes())
     }
+
+    /// The same for a broadcast (no recipient).
+    pub fn broadcast_hash(&self) -> String {
+        let canonical = serde_json::json!([
+            "broadcast",
+            self.template.id,
+            self.data,
+            self.page,
+            self.miniprogram_state,
+            self.lang,
+            self.send_at.as_ref().map(|s| &s.text)
+        ]);
+        super::sha256_hex(canonical.to_string().as_bytes())
+    }
 }
 
 /// A message as the business asked for it, validated, before it is stored.
@@ -146,6 +160,18 @@ pub struct NewMessage {
     pub idempotency_key: Option<String>,
     /// [`Content::request_hash`].
     pub request_hash: String,
+    /// A broadcast's message waits on its delivery page instead of the due index.
+    pub on_page: Option<OnPage>,
+}
+
+/// Where a broadcast's message waits to be sent: on one delivery page of
+/// its job, counted in the job's part of the `by_broadcast` index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OnPage {
+    /// The `by_broadcast` partition ([`super::BroadcastId::part`]).
+    pub part: String,
+    /// The page's claim ([`super::BroadcastId::page_claim`]).
+    pub claim: String,
 }
 
 impl NewMessage {
@@ -154,12 +180,13 @@ impl NewMessage {
         self.content.template.kind == TemplateKind::OneTime
     }
 
-    /// The message as it is right after it was stored in `due_shard`.
-    pub fn stored(self, due_shard: String) -> Message {
+    /// The message as it is right after it was stored (in `due_shard` unless on a page).
+    pub fn stored(self, due_shard: Option<String>) -> Message {
         Message {
             status: MessageStatus::Scheduled,
             due_at: Some(self.send_at),
-            due_shard: Some(due_shard),
+            due_shard,
+            page_claim: self.on_page.as_ref().map(|p| p.claim.clone()),
             credit_reserved: self.reserves_credit(),
             id: self.id,
             openid: self.openid,
@@ -203,7 +230,16 @@ pub struct Message {
     pub due_at: Option<Timestamp>,
     /// The `due` index partition while the message is due.
     pub due_shard: Option<String>,
+    /// The claim of the delivery page a broadcast's message is on.
+    pub page_claim: Option<String>,
     pub credit_reserved: bool,
+}
+
+impl Message {
+    /// The claim a dispatcher takes before sending it: its due shard's, or its page's.
+    pub fn claim_name(&self) -> Option<&str> {
+        self.due_shard.as_deref().or(self.page_claim.as_deref())
+    }
 }
 
 #[cfg(test)]

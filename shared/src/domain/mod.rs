@@ -2,6 +2,7 @@
 //! of the project is imported here (`tests/tests/architecture.rs` checks it):
 //! every other module builds on these.
 
+pub mod broadcast;
 pub mod delivery;
 pub mod grant;
 pub mod ids;
@@ -11,11 +12,12 @@ pub mod push_event;
 pub mod template;
 pub mod time;
 
+pub use broadcast::{Broadcast, BroadcastId, BroadcastStatus, Counts, DeliveryPage, PlanStep, Progress, SegmentProgress, StepTurn, Work};
 pub use delivery::{CreditFate, Finish};
 pub use grant::{Answer, AnswerSource, Grant, GrantChange, GrantUpdate};
 pub use ids::{IdempotencyKey, MessageId, OpenId, Page, ReportId, TemplateId};
 pub use message::{
-    Content, DataValue, Lang, Message, MessageData, MessageStatus, MiniprogramState, NewMessage, SendAt,
+    Content, DataValue, Lang, Message, MessageData, MessageStatus, MiniprogramState, NewMessage, OnPage, SendAt,
 };
 pub use push_event::PushEvent;
 pub use template::{Catalogue, TemplateDef, TemplateKind};

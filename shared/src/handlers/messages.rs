@@ -1,14 +1,15 @@
-//! `POST /messages`, `GET /messages/{id}`, `DELETE /messages/{id}`
-//! (IAM-authorised at API Gateway).
+//! `POST /messages`, `GET /messages/{id}`, `DELETE /messages/{id}`, and
+//! the same for `/broadcasts` (IAM-authorised at API Gateway).
 
 use lambda_http::Request;
 
-use crate::api::requests::MessageFields;
+use crate::api::requests::{broadcast_fields, MessageFields};
 use crate::api::{auth, http, views, ApiError, HttpFunction, HttpResult, Route};
+use crate::app::broadcasts::{self, Started};
 use crate::app::schedule::{self, Scheduled};
 use crate::app::Services;
 use crate::domain::ids::quote;
-use crate::domain::{MessageId, Timestamp};
+use crate::domain::{BroadcastId, MessageId, Timestamp};
 use crate::store::CancelOutcome;
 
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -18,6 +19,9 @@ const ID_QUOTE_MAX: usize = 64;
 pub async fn handle(svc: &Services, req: &Request) -> HttpResult {
     auth::iam_caller(req)?;
     let (route, id) = super::route(HttpFunction::Messages, req)?;
+    if matches!(route, Route::StartBroadcast | Route::GetBroadcast | Route::CancelBroadcast) {
+        return broadcast(svc, req, route, id).await;
+    }
     if route == Route::ScheduleMessage {
         let fields: MessageFields = http::json_body(req, BODY_LIMIT)?;
         return match schedule::schedule(svc, &fields, None).await? {
@@ -46,4 +50,27 @@ pub async fn handle(svc: &Services, req: &Request) -> HttpResult {
         },
         _ => Err(not_found()),
     }
+}
+
+/// `POST /broadcasts`, `GET /broadcasts/{id}`, `DELETE /broadcasts/{id}`.
+async fn broadcast(svc: &Services, req: &Request, route: Route, id: Option<String>) -> HttpResult {
+    if route == Route::StartBroadcast {
+        let fields = broadcast_fields(http::json_body(req, BODY_LIMIT)?)?;
+        return match broadcasts::start(svc, &fields, None).await? {
+            Started::Created(job) => Ok(http::json(202, &views::broadcast_started(&job))),
+            Started::Existing(job) => {
+                let (job, progress) = broadcasts::progress(svc, &job.id).await?;
+                Ok(http::json(200, &views::broadcast(&job, &progress)))
+            }
+        };
+    }
+    let raw = id.unwrap_or_default();
+    // An id of another form than ours names no job: no lookup.
+    let id = BroadcastId::parse(&raw)
+        .ok_or_else(|| ApiError::NotFound(format!("no broadcast {}", quote(&raw, ID_QUOTE_MAX))))?;
+    let (job, progress) = match route {
+        Route::CancelBroadcast => broadcasts::cancel(svc, &id).await?,
+        _ => broadcasts::progress(svc, &id).await?,
+    };
+    Ok(http::json(200, &views::broadcast(&job, &progress)))
 }

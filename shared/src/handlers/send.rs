@@ -3,20 +3,18 @@
 
 use std::time::{Duration, Instant};
 
-use futures::stream::{self, StreamExt};
 use serde_json::{json, Map, Value};
 
 use crate::api::http::parse_value;
 use crate::api::requests::{broadcast_fields, MessageFields};
 use crate::api::{views, ApiError};
+use crate::app::broadcasts::{self, Started};
 use crate::app::schedule::{self, Scheduled};
 use crate::app::Services;
 use crate::dispatch::{self, dispatch_due};
 use crate::domain::{Message, Timestamp};
 use crate::random;
 
-/// Scheduled at once, per broadcast invocation.
-const BROADCAST_CONCURRENCY: usize = 16;
 /// What an invocation keeps of its Lambda time for answering, beyond the dispatch.
 const DEADLINE_MARGIN: Duration = Duration::from_secs(10);
 /// An event id longer than this (a hand-made event) is not used as a key.
@@ -26,6 +24,8 @@ const EVENT_KEY_MAX: usize = 128;
 enum Event<'a> {
     /// EventBridge's every-minute Scheduled Event.
     Tick,
+    /// A batch of broadcast work from an SQS event source mapping.
+    Queue,
     Message(&'a Map<String, Value>),
     Broadcast(&'a Value),
     Unknown,
@@ -35,6 +35,9 @@ impl<'a> Event<'a> {
     /// The payload of a direct invocation is the event itself, or its
     /// `detail` when it came through EventBridge.
     fn of(event: &'a Value) -> Self {
+        if crate::broadcast::is_sqs_batch(event) {
+            return Event::Queue;
+        }
         let detail = event.get("detail");
         let is_eventbridge = event.get("detail-type").is_some();
         if event.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event")
@@ -71,7 +74,8 @@ pub async fn handle(svc: &Services, event: &Value, invocation_id: &str, deadline
         Event::Unknown => {
             Err(ApiError::invalid("the event must be a message request, a broadcast or a Scheduled Event"))
         }
-        Event::Broadcast(spec) => broadcast(svc, spec, event_key, &owner, deadline).await,
+        Event::Broadcast(spec) => broadcast(svc, spec, event_key).await,
+        Event::Queue => return Ok(crate::broadcast::handle_batch(svc, event, &owner).await),
         Event::Message(body) => single(svc, body, event_key, &owner).await,
     };
     match result {
@@ -110,54 +114,18 @@ async fn deliver_now(svc: &Services, m: Message, owner: &str) -> Result<Message,
     svc.outbox.get(&m.id).await?.ok_or_else(|| ApiError::NotFound(format!("no message {}", m.id)))
 }
 
-/// One message per grantee of the template, each reserving that user's grant.
-/// Idempotency keys derive from the event id (or the given key), so a retried
-/// invocation schedules nobody twice.
-async fn broadcast(
-    svc: &Services,
-    spec: &Value,
-    event_key: &str,
-    owner: &str,
-    deadline: Instant,
-) -> Result<Value, ApiError> {
+/// A broadcast job, as `POST /broadcasts` makes it; keyed on the event
+/// unless it names an `idempotency_key`, so a retried invocation answers
+/// the job it made.
+async fn broadcast(svc: &Services, spec: &Value, event_key: &str) -> Result<Value, ApiError> {
     let fields = broadcast_fields(parse_value(spec.clone())?)?;
-    let base_key = fields.idempotency_key.as_ref().map_or(event_key, |k| k.as_str()).to_string();
-    let content = schedule::content(svc, &fields).await?;
-    let grantees = svc.grants.grantees(&content.template.id).await?;
-    let total = grantees.len();
-    let results: Vec<Result<Scheduled, ApiError>> = stream::iter(grantees)
-        .map(|g| {
-            let (content, key) = (&content, format!("bcast#{base_key}#{}", g.openid));
-            async move { schedule::store(svc, &g.openid, content, Some(key)).await }
-        })
-        .buffer_unordered(BROADCAST_CONCURRENCY)
-        .collect()
-        .await;
-    let (mut scheduled, mut existing, mut no_grant, mut errors) = (0, 0, 0, 0);
-    for r in results {
-        match r {
-            Ok(Scheduled::Created(_)) => scheduled += 1,
-            Ok(Scheduled::Existing(_)) => existing += 1,
-            Err(ApiError::NoGrant(_)) => no_grant += 1,
-            Err(_) => errors += 1,
+    match broadcasts::start(svc, &fields, Some(format!("invocation#{event_key}"))).await? {
+        Started::Created(job) => Ok(views::broadcast_started(&job)),
+        Started::Existing(job) => {
+            let (job, progress) = broadcasts::progress(svc, &job.id).await?;
+            Ok(views::broadcast(&job, &progress))
         }
     }
-    let template_id = &content.template.id;
-    tracing::info!(%template_id, total, scheduled, existing, no_grant, errors, "broadcast scheduled");
-    if errors > 0 {
-        // Let Lambda retry: the idempotency keys make the retry safe.
-        return Err(ApiError::Internal);
-    }
-    let due_now = content.send_at.as_ref().is_none_or(|s| s.at <= Timestamp::now());
-    let dispatch = if due_now { Some(dispatch_due(svc, owner, deadline).await) } else { None };
-    Ok(json!({"broadcast": {
-        "template_id": template_id,
-        "grantees": total,
-        "scheduled": scheduled,
-        "existing": existing,
-        "no_grant": no_grant,
-        "dispatch": dispatch,
-    }}))
 }
 
 /// The time an invocation may spend dispatching: the Lambda deadline minus a margin.
@@ -182,5 +150,7 @@ mod tests {
         let broadcast = json!({"detail-type": "Daily", "detail": {"broadcast": {"template_id": "T"}}});
         assert!(matches!(Event::of(&broadcast), Event::Broadcast(_)));
         assert!(matches!(Event::of(&json!([1])), Event::Unknown));
+        let sqs = json!({"Records": [{"eventSource": "aws:sqs", "messageId": "m", "body": "{}"}]});
+        assert!(matches!(Event::of(&sqs), Event::Queue));
     }
 }

@@ -23,7 +23,8 @@ pub type Error = lambda_runtime::Error;
 fn needs(f: HttpFunction) -> Needs {
     match f {
         HttpFunction::Login => Needs { secret: true, ..Needs::default() },
-        HttpFunction::Subscribe | HttpFunction::Messages => Needs { templates: true, ..Needs::default() },
+        HttpFunction::Subscribe => Needs { templates: true, ..Needs::default() },
+        HttpFunction::Messages => Needs { templates: true, queues: true, ..Needs::default() },
         HttpFunction::Callback => Needs { push: true, templates: true, ..Needs::default() },
     }
 }
@@ -108,7 +109,7 @@ where
 }
 
 pub async fn run_send() -> Result<(), Error> {
-    let svc = boot(Needs { secret: true, templates: true, ..Needs::default() }).await?;
+    let svc = boot(Needs { secret: true, templates: true, queues: true, ..Needs::default() }).await?;
     lambda_runtime::run(lambda_runtime::service_fn(move |event: LambdaEvent<Value>| async move {
         crate::metrics::set_request_id(Some(&event.context.request_id));
         let deadline = handlers::send::budget(event.context.deadline);

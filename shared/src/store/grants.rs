@@ -10,6 +10,7 @@ use aws_sdk_dynamodb::Client;
 use super::attrs::{b, get_bool, get_n, get_s, map, n, s, secs, Item};
 use super::tx::{self, TxResult};
 use super::{dedupe, StoreError};
+use crate::domain::broadcast::segment_of;
 use crate::domain::{Grant, GrantChange, GrantUpdate, OpenId, TemplateId, TemplateKind, Timestamp};
 
 #[derive(Clone, Debug)]
@@ -42,22 +43,25 @@ impl GrantLedger {
         map([("openid", s(openid.as_str())), ("template_id", s(template_id.as_str()))])
     }
 
+    /// Every write of a grant names its segment of the template's grantees
+    /// (the `by_template_segment` index), so broadcasts can read them in parallel.
     fn update(&self, openid: &OpenId, u: &GrantUpdate, now: Timestamp) -> Result<TransactWriteItem, StoreError> {
         let (kind, now) = (s(u.kind.as_str()), secs(now));
-        let (expr, values): (&str, Item) = match u.change {
+        let (expr, mut values): (&str, Item) = match u.change {
             GrantChange::AddCredit => (
-                "ADD credits :one SET kind = :kind, updated_at = :now",
+                "ADD credits :one SET kind = :kind, updated_at = :now, template_seg = :seg",
                 map([(":one", n(1)), (":kind", kind), (":now", now)]),
             ),
             GrantChange::SetActive(on) => (
-                "SET active = :on, kind = :kind, updated_at = :now",
+                "SET active = :on, kind = :kind, updated_at = :now, template_seg = :seg",
                 map([(":on", b(on)), (":kind", kind), (":now", now)]),
             ),
             GrantChange::Revoke => (
-                "SET credits = :zero, active = :off, kind = :kind, updated_at = :now",
+                "SET credits = :zero, active = :off, kind = :kind, updated_at = :now, template_seg = :seg",
                 map([(":zero", n(0)), (":off", b(false)), (":kind", kind), (":now", now)]),
             ),
         };
+        values.insert(":seg".into(), s(segment_key(&u.template_id, segment_of(openid))));
         let update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(Self::key(openid, &u.template_id)))
@@ -167,27 +171,48 @@ impl GrantLedger {
         self.update(openid, &update, now)
     }
 
-    /// Every user who can receive this template now: a credit left or an active
-    /// long-term grant. Reads the `by_template` index page by page.
-    pub async fn grantees(&self, template_id: &TemplateId) -> Result<Vec<Grantee>, StoreError> {
-        let query = self
+    /// One page of one segment of the template's grantees (the
+    /// `by_template_segment` index), from `start`: the users on it who hold
+    /// the template, and where the next page starts (`None`: the last page).
+    pub async fn grantees_page(
+        &self,
+        template_id: &TemplateId,
+        segment: u32,
+        start: Option<Item>,
+        limit: i32,
+    ) -> Result<(Vec<Grantee>, Option<Item>), StoreError> {
+        let page = self
             .db
             .query()
             .table_name(&self.table)
-            .index_name("by_template")
-            .key_condition_expression("template_id = :t")
-            .expression_attribute_values(":t", s(template_id.as_str()));
+            .index_name("by_template_segment")
+            .key_condition_expression("template_seg = :t")
+            .expression_attribute_values(":t", s(segment_key(template_id, segment)))
+            .set_exclusive_start_key(start)
+            .limit(limit)
+            .send()
+            .await
+            .map_err(StoreError::sdk)?;
+        // Every one-time grant, credits left or not: one whose credits are all
+        // reserved counts as `no_grant` when its reservation fails (the
+        // contract's count); a long-term grant only while it is on.
         let grantee = |item: &Item| {
             let openid = OpenId::parse(get_s(item, "openid")?).ok()?;
-            let grant = grant_of(item).filter(Grant::usable)?;
+            let grant = grant_of(item).filter(|g| g.kind == TemplateKind::OneTime || g.active)?;
             Some(Grantee { openid, grant })
         };
-        Ok(all_pages(query).await?.iter().filter_map(grantee).collect())
+        let found = page.items().iter().filter_map(grantee).collect();
+        Ok((found, page.last_evaluated_key.filter(|k| !k.is_empty())))
     }
 }
 
+/// The `by_template_segment` partition of a template's segment.
+fn segment_key(template_id: &TemplateId, segment: u32) -> String {
+    format!("{}#{segment:02}", template_id.as_str())
+}
+
 /// Every item a query finds, page by page.
-async fn all_pages(query: QueryFluentBuilder) -> Result<Vec<Item>, StoreError> {
+pub(crate) async fn all_pages(query: QueryFluentBuilder) -> Result<Vec<Item>, StoreError> {
     let mut out = Vec::new();
     let mut start: Option<Item> = None;
     loop {

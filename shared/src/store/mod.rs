@@ -3,6 +3,7 @@
 //! from it in tests, so code and template agree.
 
 pub(crate) mod attrs;
+pub mod broadcasts;
 mod dedupe;
 pub mod grants;
 pub mod outbox;
@@ -15,6 +16,7 @@ mod tx;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 
 pub use attrs::Item;
+pub use broadcasts::{BroadcastStore, Created, PageCounts, Reading, SegmentState};
 pub use grants::{Applied, GrantLedger, Grantee};
 pub use outbox::{CancelOutcome, ClaimedPage, DeliveryReport, DueEntry, Outbox, Recorded, ScheduleOutcome};
 pub use ride_along::RideAlong;

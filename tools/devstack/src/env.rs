@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use shared::app::Services;
 use shared::config::{Config, Needs, Tables};
 use shared::wechat::HttpWechat;
+use crate::sqs::{LocalQueue, QueueSpec};
 use wechat_sim::{PushFormat, PushMode, PushTarget, SimConfig, SimHandle};
 
 pub const APPID: &str = "wx0000000000000001";
@@ -25,11 +26,13 @@ pub struct Options {
     pub grant_source_push: bool,
     pub classic_token: bool,
     pub due_shards: u32,
+    /// The queues' visibility timeout and maxReceiveCount, when not template.yaml's.
+    pub queues: Option<QueueSpec>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { fixed_templates: true, grant_source_push: false, classic_token: false, due_shards: 8 }
+        Options { fixed_templates: true, grant_source_push: false, classic_token: false, due_shards: 8, queues: None }
     }
 }
 
@@ -40,6 +43,9 @@ pub struct TestEnv {
     pub tables: HashMap<String, String>,
     pub vars: HashMap<String, String>,
     pub http: reqwest::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub plan_queue: LocalQueue,
+    pub delivery_queue: LocalQueue,
 }
 
 /// DynamoDB Local's endpoint, as `make test` exports it.
@@ -79,26 +85,35 @@ impl TestEnv {
         if opts.classic_token {
             vars.insert("WECHAT_TOKEN_API".into(), "classic".into());
         }
-        let svc = Arc::new(Self::services(&vars, db.clone()));
-        TestEnv { sim, svc, db, tables, vars, http: crate::http_client() }
+        let sqs = crate::sqs::local_client(&crate::sqs::sqs_endpoint());
+        let (plan_spec, delivery_spec) = crate::sqs::specs_from_template().expect("template.yaml queues");
+        let (plan_spec, delivery_spec) = opts.queues.map_or((plan_spec, delivery_spec), |q| (q, q));
+        let plan_queue = crate::sqs::create_queue(&sqs, &format!("{prefix}plan"), plan_spec).await.expect("queue");
+        let delivery_queue =
+            crate::sqs::create_queue(&sqs, &format!("{prefix}delivery"), delivery_spec).await.expect("queue");
+        vars.insert("PLAN_QUEUE_URL".into(), plan_queue.url.clone());
+        vars.insert("DELIVERY_QUEUE_URL".into(), delivery_queue.url.clone());
+        vars.insert("QUEUE_MAX_RECEIVE".into(), delivery_spec.max_receive.to_string());
+        let svc = Arc::new(Self::services(&vars, db.clone(), sqs.clone()));
+        TestEnv { sim, svc, db, tables, vars, http: crate::http_client(), sqs, plan_queue, delivery_queue }
     }
 
     /// Another set of services over the same tables and simulator: a second container.
     pub fn another_container(&self) -> Arc<Services> {
-        Arc::new(Self::services(&self.vars, self.db.clone()))
+        Arc::new(Self::services(&self.vars, self.db.clone(), self.sqs.clone()))
     }
 
     /// The same wiring over another DynamoDB client (one with interceptors, say).
     pub fn container_with(&self, db: aws_sdk_dynamodb::Client) -> Arc<Services> {
-        Arc::new(Self::services(&self.vars, db))
+        Arc::new(Self::services(&self.vars, db, self.sqs.clone()))
     }
 
-    fn services(vars: &HashMap<String, String>, db: aws_sdk_dynamodb::Client) -> Services {
-        let needs = Needs { secret: true, push: true, templates: true };
+    fn services(vars: &HashMap<String, String>, db: aws_sdk_dynamodb::Client, sqs: aws_sdk_sqs::Client) -> Services {
+        let needs = Needs { secret: true, push: true, templates: true, queues: true };
         let config = Config::from_map(vars, needs).expect("config");
         let wechat =
             HttpWechat::new(&config.api_base, &config.appid, shared::wechat::AppSecret::plain(SECRET)).expect("client");
-        Services::build(config, db, Arc::new(wechat))
+        Services::build(config, db, Some(sqs), Arc::new(wechat))
     }
 
     pub fn table_names(&self) -> Vec<&str> {

@@ -218,6 +218,9 @@ impl Drop for RunningLambda {
 pub fn function_env(env: &TestEnv, dynamodb: &str) -> HashMap<String, String> {
     let mut vars = env.vars.clone();
     vars.insert("AWS_ENDPOINT_URL_DYNAMODB".into(), dynamodb.into());
+    if let Ok(sqs) = std::env::var("AWS_ENDPOINT_URL_SQS") {
+        vars.insert("AWS_ENDPOINT_URL_SQS".into(), sqs);
+    }
     // The credentials and region devstack's own client uses: DynamoDB Local
     // keeps a separate set of tables per access key and region.
     for (k, v) in [("AWS_ACCESS_KEY_ID", "local"), ("AWS_SECRET_ACCESS_KEY", "local"), ("AWS_REGION", "us-east-1")] {

@@ -1,6 +1,7 @@
 //! Helpers for the local stack and the tests.
 
 pub mod api_gateway;
+pub mod crowd;
 pub mod demo;
 pub mod env;
 pub mod fixtures;
@@ -9,6 +10,7 @@ pub mod lambda_process;
 pub mod runtime_api;
 pub mod scenarios;
 pub mod secrets_manager;
+pub mod sqs;
 pub mod tables;
 
 /// A reqwest client for the local stack (loopback HTTP; the project's TLS set-up).

@@ -16,6 +16,8 @@ pub struct Gsi {
     pub name: String,
     pub keys: Vec<(String, String)>,
     pub projection: String,
+    /// `NonKeyAttributes` of an `INCLUDE` projection.
+    pub non_key: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -91,6 +93,12 @@ pub fn from_template(path: &Path) -> Result<Vec<TableSpec>, String> {
                             .map(|p| s(p, "ProjectionType"))
                             .transpose()?
                             .unwrap_or_else(|| "ALL".into()),
+                        non_key: g
+                            .get("Projection")
+                            .and_then(|p| p.get("NonKeyAttributes"))
+                            .and_then(Value::as_sequence)
+                            .map(|list| list.iter().filter_map(Value::as_str).map(str::to_string).collect())
+                            .unwrap_or_default(),
                     })
                 })
                 .collect::<Result<_, String>>()?,
@@ -152,7 +160,10 @@ pub async fn create_all(db: &Client, specs: &[TableSpec], prefix: &str) -> Resul
                     .index_name(&g.name)
                     .set_key_schema(Some(key_schema(&g.keys)?))
                     .projection(
-                        Projection::builder().projection_type(ProjectionType::from(g.projection.as_str())).build(),
+                        Projection::builder()
+                            .projection_type(ProjectionType::from(g.projection.as_str()))
+                            .set_non_key_attributes((!g.non_key.is_empty()).then(|| g.non_key.clone()))
+                            .build(),
                     )
                     .build()
                     .map_err(|e| e.to_string())?,

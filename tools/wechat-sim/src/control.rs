@@ -43,6 +43,39 @@ pub async fn create_user(AxState(state): AxState<Shared>, body: Option<Json<NewU
     Json(json!({"openid": openid, "unionid": u.unionid})).into_response()
 }
 
+/// Many users at once, each having accepted `template` (`credits` times if
+/// it is one-time; on if long-term): the crowds of the broadcast tests and bench.
+#[derive(Deserialize)]
+pub struct Crowd {
+    count: usize,
+    template: String,
+    #[serde(default = "one")]
+    credits: u32,
+}
+
+pub async fn create_crowd(AxState(state): AxState<Shared>, Json(c): Json<Crowd>) -> Response {
+    let mut s = lock(&state);
+    let Some(kind) = catalogue::from_wechat(&s.config.templates).get(c.template.as_str()).map(|t| t.kind) else {
+        return bad(format!("unknown template {}", c.template));
+    };
+    if c.count > 1_000_000 {
+        return bad("count must be at most 1000000");
+    }
+    let mut openids = Vec::with_capacity(c.count);
+    for _ in 0..c.count {
+        let openid = format!("o{}", random_hex(14));
+        let user = s.users.entry(openid.clone()).or_default();
+        match kind {
+            TemplateKind::OneTime => *user.credits.entry(c.template.clone()).or_default() += c.credits,
+            TemplateKind::LongTerm => {
+                user.long_term.insert(c.template.clone(), true);
+            }
+        }
+        openids.push(openid);
+    }
+    Json(json!({"openids": openids})).into_response()
+}
+
 pub async fn user(AxState(state): AxState<Shared>, Path(openid): Path<String>) -> Response {
     let s = lock(&state);
     match s.users.get(&openid) {

@@ -91,6 +91,7 @@ pub fn router(state: Shared) -> Router {
         .route("/cgi-bin/message/subscribe/send", post(wechat::subscribe_send))
         .route("/wxaapi/newtmpl/gettemplate", get(wechat::gettemplate))
         .route("/sim/users", post(control::create_user))
+        .route("/sim/crowds", post(control::create_crowd))
         .route("/sim/users/{openid}", get(control::user))
         .route("/sim/users/{openid}/code", post(control::login_code))
         .route("/sim/users/{openid}/subscribe", post(control::subscribe))

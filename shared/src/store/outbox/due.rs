@@ -81,7 +81,8 @@ impl Outbox {
         if !self.claims.take(&Self::shard_name(shard), owner, page, hold_until, now).await? {
             return Ok(None);
         }
-        let (mut current, ride_along) = self.due_state(&candidates, ride_along).await?;
+        let ids: Vec<MessageId> = candidates.iter().map(|c| c.id.clone()).collect();
+        let (mut current, ride_along) = self.due_state(&ids, ride_along).await?;
         let unchanged =
             |c: &DueEntry| current.remove(&c.id).filter(|m| m.status.is_pending() && m.due_at == Some(c.due_at));
         let messages = candidates.iter().filter_map(unchanged).collect();
@@ -101,7 +102,7 @@ impl Outbox {
     /// it itself).
     async fn due_state(
         &self,
-        messages: &[DueEntry],
+        messages: &[MessageId],
         ride_along: Option<&RideAlong>,
     ) -> Result<(DueState, Option<Item>), StoreError> {
         let mut state = BTreeMap::new();
@@ -110,7 +111,7 @@ impl Outbox {
         // full page goes without it rather than take a second request.
         let mut ride_along = ride_along.filter(|_| messages.len() < BATCH_GET_KEYS);
         for chunk in messages.chunks(BATCH_GET_KEYS) {
-            let keys = chunk.iter().map(|m| map([("id", s(m.id.as_str()))])).collect();
+            let keys = chunk.iter().map(|id| map([("id", s(id.as_str()))])).collect();
             let mut request = KeysAndAttributes::builder().set_keys(Some(keys)).consistent_read(true).build()?;
             for attempt in 0..BATCH_GET_ROUNDS {
                 let mut batch = self.db.batch_get_item().request_items(&self.table, request.clone());
@@ -138,6 +139,35 @@ impl Outbox {
             }
         }
         Ok((state, rider_item))
+    }
+
+    /// Claims a broadcast's delivery page (`claim`, one write for the whole
+    /// page) for `owner` until `hold_until`, then reads its messages
+    /// consistently: only those stored on this page, in any status (a page
+    /// delivered before shows what became of them). `None` when another
+    /// worker holds the page.
+    pub async fn claim_broadcast_page(
+        &self,
+        claim: &str,
+        ids: &[MessageId],
+        owner: &str,
+        hold_until: Timestamp,
+        now: Timestamp,
+    ) -> Result<Option<Vec<Message>>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Some(Vec::new()));
+        }
+        let page = ids.iter().map(|id| id.to_string()).collect();
+        if !self.claims.take(claim, owner, page, hold_until, now).await? {
+            return Ok(None);
+        }
+        let (state, _) = self.due_state(ids, None).await?;
+        Ok(Some(state.into_values().filter(|m| m.page_claim.as_deref() == Some(claim)).collect()))
+    }
+
+    /// Gives up a page claim taken with [`Self::claim_broadcast_page`].
+    pub async fn release_claim(&self, claim: &str, owner: &str) -> Result<(), StoreError> {
+        self.claims.release(claim, owner).await
     }
 
     /// Claims one message alone for `owner` until `lease_until` (a direct

@@ -10,16 +10,17 @@ use super::super::StoreError;
 use crate::domain::{Message, MessageId, MessageStatus, NewMessage, OpenId, Page, TemplateId, TemplateKind, Timestamp};
 
 /// A closed set stored as its serde name (`lang`, `miniprogram_state`).
-fn name_of<T: Serialize>(v: &T) -> Option<String> {
+pub fn name_of<T: Serialize>(v: &T) -> Option<String> {
     serde_json::to_value(v).ok()?.as_str().map(str::to_string)
 }
 
-fn from_name<T: DeserializeOwned>(text: String) -> Result<T, serde_json::Error> {
+pub fn from_name<T: DeserializeOwned>(text: String) -> Result<T, serde_json::Error> {
     serde_json::from_value(serde_json::Value::String(text))
 }
 
-/// The item of a message about to be stored in `due_shard`.
-pub fn new_item(m: &NewMessage, due_shard: &str, now: Timestamp) -> Result<Item, StoreError> {
+/// The item of a message about to be stored: in `due_shard` (the `due`
+/// index), or on a broadcast's delivery page (the `by_broadcast` index).
+pub fn new_item(m: &NewMessage, due_shard: Option<&str>, now: Timestamp) -> Result<Item, StoreError> {
     let c = &m.content;
     let data = serde_json::to_string(&c.data).map_err(|e| StoreError::Malformed(e.to_string()))?;
     let mut item = map([
@@ -32,7 +33,6 @@ pub fn new_item(m: &NewMessage, due_shard: &str, now: Timestamp) -> Result<Item,
         ("send_at", ms(m.send_at)),
         ("created_at", ms(now)),
         ("attempts", n(0)),
-        ("due_shard", s(due_shard)),
         ("due_at", ms(m.send_at)),
         ("credit_reserved", b(m.reserves_credit())),
         ("request_hash", s(&m.request_hash)),
@@ -42,6 +42,9 @@ pub fn new_item(m: &NewMessage, due_shard: &str, now: Timestamp) -> Result<Item,
         ("miniprogram_state", c.miniprogram_state.as_ref().and_then(name_of)),
         ("lang", c.lang.as_ref().and_then(name_of)),
         ("idempotency_key", m.idempotency_key.clone()),
+        ("due_shard", due_shard.map(str::to_string)),
+        ("bcast_part", m.on_page.as_ref().map(|p| p.part.clone())),
+        ("page_claim", m.on_page.as_ref().map(|p| p.claim.clone())),
     ];
     for (k, v) in optional {
         if let Some(v) = v {
@@ -73,6 +76,7 @@ pub fn message_of(item: &Item) -> Result<Message, StoreError> {
         delivered_at: get_ms(item, "delivered_at"),
         due_at: get_ms(item, "due_at"),
         due_shard: get_s(item, "due_shard"),
+        page_claim: get_s(item, "page_claim"),
         credit_reserved: get_bool(item, "credit_reserved").unwrap_or(false),
     })
 }

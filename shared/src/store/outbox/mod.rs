@@ -11,7 +11,7 @@
 //! becomes due again when the lease runs out.
 
 mod due;
-mod item;
+pub(crate) mod item;
 mod outcome;
 
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
@@ -89,10 +89,12 @@ impl Outbox {
     }
 
     /// Stores the message and reserves the user's grant in one transaction;
-    /// with an idempotency key, also claims the key.
+    /// with an idempotency key, also claims the key. A broadcast's message
+    /// has a derived id instead of a key: finding it already stored is the
+    /// same as finding its key.
     pub async fn schedule(&self, m: NewMessage, now: Timestamp) -> Result<ScheduleOutcome, StoreError> {
-        let shard = self.shard_of(&m.id);
-        let mut items = vec![self.put_new(item::new_item(&m, &shard, now)?)?];
+        let shard = m.on_page.is_none().then(|| self.shard_of(&m.id));
+        let mut items = vec![self.put_new(item::new_item(&m, shard.as_deref(), now)?)?];
         let idem_index = match &m.idempotency_key {
             Some(key) => {
                 items.push(self.put_new(map([
@@ -114,9 +116,20 @@ impl Outbox {
         };
         match (idem_index.filter(|i| failed.contains(i)), &m.idempotency_key) {
             (Some(_), Some(key)) => self.resolve_idempotent(key, &m.request_hash).await,
+            _ if failed.contains(&0) && m.on_page.is_some() => self.resolve_derived(&m.id, &m.request_hash).await,
             _ if failed.contains(&reserve_index) => Ok(ScheduleOutcome::NoGrant),
             _ => Err(StoreError::Dynamo("message id collision".into())),
         }
+    }
+
+    async fn resolve_derived(&self, id: &MessageId, request_hash: &str) -> Result<ScheduleOutcome, StoreError> {
+        let Some(item) = self.get_item(id.as_str()).await? else {
+            return Err(StoreError::Malformed("a derived message id was taken, then vanished".into()));
+        };
+        if req_s(&item, "request_hash")? != request_hash {
+            return Ok(ScheduleOutcome::Conflict);
+        }
+        Ok(ScheduleOutcome::Existing(Box::new(item::message_of(&item)?)))
     }
 
     async fn resolve_idempotent(&self, key: &str, request_hash: &str) -> Result<ScheduleOutcome, StoreError> {
@@ -154,12 +167,40 @@ impl Outbox {
         let Some(item) = self.get_item(id.as_str()).await? else { return Ok(None) };
         let mut m = item::message_of(&item)?;
         let now = Timestamp::now();
-        if let (MessageStatus::Scheduled, Some(due), Some(shard)) = (m.status, m.due_at, &m.due_shard) {
-            if due <= now && self.claims.holds(shard, id.as_str(), now).await? {
+        if let (MessageStatus::Scheduled, Some(due), Some(claim)) = (m.status, m.due_at, m.claim_name()) {
+            if due <= now && self.claims.holds(claim, id.as_str(), now).await? {
                 m.status = MessageStatus::Sending;
             }
         }
         Ok(Some(m))
+    }
+
+    /// The cancellation of a scheduled message as seen (`due_at`), with its
+    /// credit returned; the caller adds what else must hold.
+    fn cancel_items(&self, m: &Message, now: Timestamp) -> Result<Vec<TransactWriteItem>, StoreError> {
+        let mut values = map([
+            (":cancelled", status(MessageStatus::Cancelled)),
+            (":scheduled", status(MessageStatus::Scheduled)),
+            (":now", ms(now)),
+        ]);
+        let mut condition = "#st = :scheduled".to_string();
+        if let Some(seen) = m.due_at {
+            values.insert(":seen".into(), ms(seen));
+            condition.push_str(" AND due_at = :seen");
+        }
+        let cancel = Update::builder()
+            .table_name(&self.table)
+            .key("id", s(m.id.as_str()))
+            .update_expression("SET #st = :cancelled, cancelled_at = :now REMOVE due_shard, due_at, lease_owner")
+            .condition_expression(condition)
+            .expression_attribute_names("#st", "status")
+            .set_expression_attribute_values(Some(values))
+            .build()?;
+        let mut items = vec![TransactWriteItem::builder().update(cancel).build()];
+        if m.credit_reserved {
+            items.push(self.grants.release_item(&m.openid, &m.template_id)?);
+        }
+        Ok(items)
     }
 
     /// Cancels a scheduled message and returns its credit, in one transaction.
@@ -170,25 +211,10 @@ impl Outbox {
             MessageStatus::Scheduled => {}
             _ => return Ok(CancelOutcome::AlreadySent(current)),
         }
-        let cancel = Update::builder()
-            .table_name(&self.table)
-            .key("id", s(id.as_str()))
-            .update_expression("SET #st = :cancelled, cancelled_at = :now REMOVE due_shard, due_at, lease_owner")
-            .condition_expression("#st = :scheduled")
-            .expression_attribute_names("#st", "status")
-            .set_expression_attribute_values(Some(map([
-                (":cancelled", status(MessageStatus::Cancelled)),
-                (":scheduled", status(MessageStatus::Scheduled)),
-                (":now", ms(now)),
-            ])))
-            .build()?;
-        let mut items = vec![TransactWriteItem::builder().update(cancel).build()];
+        let mut items = self.cancel_items(&current, now)?;
         // A dispatcher may hold it on the page it is sending right now.
-        if let Some(shard) = &current.due_shard {
-            items.push(self.claims.not_holding_item(shard, id.as_str(), now)?);
-        }
-        if current.credit_reserved {
-            items.push(self.grants.release_item(&current.openid, &current.template_id)?);
+        if let Some(claim) = current.claim_name() {
+            items.push(self.claims.not_holding_item(claim, id.as_str(), now)?);
         }
         let committed = matches!(tx::transact(&self.db, items).await?, TxResult::Committed);
         // Not committed: it moved on (claimed, or cancelled by a concurrent call) between our read and write.
@@ -199,5 +225,11 @@ impl Outbox {
             (false, Some(m)) => Ok(CancelOutcome::AlreadySent(m)),
             (false, None) => Ok(CancelOutcome::NotFound),
         }
+    }
+
+    /// Cancels a message of a page the caller holds the claim of (a
+    /// cancelled broadcast's delivery worker): `false` if it changed since read.
+    pub async fn cancel_claimed(&self, m: &Message, now: Timestamp) -> Result<bool, StoreError> {
+        Ok(matches!(tx::transact(&self.db, self.cancel_items(m, now)?).await?, TxResult::Committed))
     }
 }

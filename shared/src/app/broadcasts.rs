@@ -1,0 +1,89 @@
+//! Starting, reading and cancelling a broadcast job: `POST/GET/DELETE
+//! /broadcasts` and the `send` function's `{"broadcast":{..}}` invocation.
+//! The job then runs on the queues (crate::broadcast).
+
+use super::schedule;
+use super::Services;
+use crate::api::requests::MessageFields;
+use crate::api::ApiError;
+use crate::domain::broadcast::{plan_wait, SEGMENTS};
+use crate::domain::{Broadcast, BroadcastId, BroadcastStatus, PlanStep, Progress, Timestamp};
+use crate::queue::WorkQueues;
+use crate::random;
+use crate::store::Created;
+
+/// Whether the request created the job or found it under its idempotency key.
+#[derive(Debug)]
+pub enum Started {
+    Created(Broadcast),
+    Existing(Broadcast),
+}
+
+pub fn queues(svc: &Services) -> Result<&WorkQueues, ApiError> {
+    svc.queues.as_ref().ok_or_else(|| {
+        tracing::error!("this function has no broadcast queues configured");
+        ApiError::Internal
+    })
+}
+
+/// Validates a broadcast completely (the data once, against its template),
+/// stores the job and queues the first step of every segment. Without an
+/// `idempotency_key` of its own it is keyed `implied_key`, if given.
+pub async fn start(svc: &Services, fields: &MessageFields, implied_key: Option<String>) -> Result<Started, ApiError> {
+    let queues = queues(svc)?;
+    let content = schedule::content(svc, fields).await?;
+    let now = Timestamp::now();
+    let job = Broadcast {
+        id: random::broadcast_id(),
+        request_hash: content.broadcast_hash(),
+        content,
+        created_at: now,
+        cancelled: false,
+    };
+    let key = fields.idempotency_key.as_ref().map(|k| k.to_string()).or(implied_key);
+    let started = match svc.broadcasts.create(&job, key.as_deref(), now).await? {
+        Created::Now(job) => {
+            tracing::info!(id = %job.id, template_id = %job.content.template.id, "broadcast created");
+            Started::Created(*job)
+        }
+        // Queued again in case the first request stopped before it queued them:
+        // a step that finds its page done is dropped.
+        Created::Before(job) => Started::Existing(*job),
+        Created::Conflict => {
+            return Err(ApiError::IdempotencyConflict("this idempotency_key was used with a different request".into()))
+        }
+    };
+    let job = match &started {
+        Started::Created(j) | Started::Existing(j) => j,
+    };
+    if !job.cancelled {
+        let steps = (0..SEGMENTS).map(|segment| PlanStep { broadcast: job.id.clone(), segment, page: 0 }).collect();
+        let wait = plan_wait(job.content.due(now), now);
+        queues.plan(steps, wait.min(crate::queue::MAX_DELAY)).await.map_err(|e| {
+            tracing::error!(error = %e, id = %job.id, "could not queue the broadcast's first steps");
+            ApiError::Internal
+        })?;
+    }
+    Ok(started)
+}
+
+/// The job and where it stands.
+pub async fn progress(svc: &Services, id: &BroadcastId) -> Result<(Broadcast, Progress), ApiError> {
+    svc.broadcasts.progress(id).await?.ok_or_else(|| ApiError::NotFound(format!("no broadcast {id}")))
+}
+
+/// Stops planning and every message not yet sending: the job is marked,
+/// and each delivery page, when its worker takes it, cancels its messages
+/// and returns their credits instead of sending them (counts.cancelled
+/// grows as the pages come through, within the pages' delay).
+pub async fn cancel(svc: &Services, id: &BroadcastId) -> Result<(Broadcast, Progress), ApiError> {
+    let (_, before) = progress(svc, id).await?;
+    if before.status() == BroadcastStatus::Done {
+        return Err(ApiError::AlreadySent(format!("broadcast {id} is done")));
+    }
+    if !svc.broadcasts.cancel(id, Timestamp::now()).await? {
+        return Err(ApiError::NotFound(format!("no broadcast {id}")));
+    }
+    tracing::info!(%id, "broadcast cancelled");
+    progress(svc, id).await
+}
