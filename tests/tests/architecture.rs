@@ -24,9 +24,10 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("app", &["domain", "store", "queue", "wechat", "api", "push", "config", "aws", "secrets", "random", "metrics"]),
     ("dispatch", &["domain", "store", "wechat", "app", "metrics"]),
     ("broadcast", &["domain", "store", "queue", "api", "app", "dispatch", "metrics"]),
-    ("handlers", &[
-        "domain", "store", "wechat", "api", "push", "config", "app", "dispatch", "broadcast", "random", "metrics",
-    ]),
+    (
+        "handlers",
+        &["domain", "store", "wechat", "api", "push", "config", "app", "dispatch", "broadcast", "random", "metrics"],
+    ),
     ("lambda", &["api", "app", "config", "handlers", "logging", "metrics"]),
 ];
 

@@ -60,7 +60,7 @@ async fn every_fixture_is_valid_json_and_every_http_one_parses_as_an_http_api_ev
         }
         seen += 1;
     }
-    assert!(seen >= 17, "only {seen} fixtures");
+    assert!(seen >= 22, "only {seen} fixtures");
 }
 
 #[tokio::test]
@@ -108,12 +108,34 @@ async fn the_send_fixtures_tick_broadcast_and_schedule_from_eventbridge() {
     let from_eventbridge = send(&env, "send-eventbridge.json", fill).await;
     assert_eq!(from_eventbridge["status"], "sent", "{from_eventbridge}");
 
+    // A broadcast is a job: its first steps wait on the planning queue.
     let broadcast = send(&env, "send-broadcast.json", &[]).await;
-    assert_eq!(broadcast["broadcast"]["scheduled"], 1, "{broadcast}");
-    assert_eq!(broadcast["broadcast"]["dispatch"]["sent"], 1, "{broadcast}");
-    let inbox = env.inbox(&openid).await;
-    assert!(inbox.iter().any(|m| m["template_id"] == LONG_TERM), "{inbox:?}");
+    assert_eq!(broadcast["status"], "planning", "{broadcast}");
+    assert_eq!(broadcast["template_id"], LONG_TERM, "{broadcast}");
+    assert_eq!(devstack::sqs::depth(&env.sqs, &env.plan_queue.url).await, 16);
 }
+
+#[tokio::test]
+async fn the_broadcast_and_queue_fixtures_start_inspect_and_cancel_a_job() {
+    let env = TestEnv::start(Options::default()).await;
+    let (status, started) = http(&env, "broadcasts-post.json", &[]).await;
+    assert_eq!((status, started["status"].as_str()), (202, Some("planning")), "{started}");
+    let id = started["id"].as_str().expect("id").to_string();
+    let by_id: &[(&str, &str)] = &[(FIXTURE_BROADCAST, &id)];
+    let (status, doc) = http(&env, "broadcasts-get.json", by_id).await;
+    assert_eq!((status, doc["counts"]["scheduled"].as_u64()), (200, Some(0)), "{doc}");
+    let (status, doc) = http(&env, "broadcasts-delete.json", by_id).await;
+    assert_eq!((status, doc["status"].as_str()), (200, Some("cancelled")), "{doc}");
+    // The queue fixtures, as the event source mappings hand them to send:
+    // a cancelled job's step and page are done with (nothing kept).
+    for name in ["sqs-plan.json", "sqs-deliver.json"] {
+        let answer = send(&env, name, by_id).await;
+        assert_eq!(answer, json!({"batchItemFailures": []}), "{name}");
+    }
+}
+
+/// The broadcast id the fixtures carry.
+const FIXTURE_BROADCAST: &str = "bc_00000000000000000000000000000001";
 
 #[tokio::test]
 async fn every_push_fixture_is_accepted_by_the_callback_with_the_local_configuration() {

@@ -22,9 +22,15 @@ async fn tables_come_from_the_template_with_the_indexes_and_ttl_the_code_uses() 
     };
     let messages = describe("MESSAGES_TABLE").await;
     let indexes: Vec<&str> = messages.global_secondary_indexes().iter().filter_map(|g| g.index_name()).collect();
-    assert!(indexes.contains(&"due") && indexes.contains(&"by_msgid"), "{indexes:?}");
+    assert!(["due", "by_msgid", "by_broadcast"].iter().all(|i| indexes.contains(i)), "{indexes:?}");
+    // Counted on read: the index carries what a count needs, and no more.
+    let by_broadcast = messages.global_secondary_indexes().iter().find(|g| g.index_name() == Some("by_broadcast"));
+    let carried = by_broadcast.and_then(|g| g.projection()).map(|p| p.non_key_attributes().to_vec());
+    assert_eq!(carried, Some(vec!["status".to_string(), "errcode".to_string()]));
     let grants = describe("GRANTS_TABLE").await;
-    assert_eq!(grants.global_secondary_indexes()[0].index_name(), Some("by_template"));
+    assert_eq!(grants.global_secondary_indexes()[0].index_name(), Some("by_template_segment"));
+    let broadcasts = describe("BROADCASTS_TABLE").await;
+    assert_eq!(broadcasts.key_schema().len(), 2, "id and part");
     for var in ["SESSIONS_TABLE", "DEDUPE_TABLE"] {
         let ttl = env.db.describe_time_to_live().table_name(&env.tables[var]).send().await.expect("ttl");
         let attr = ttl.time_to_live_description().and_then(|d| d.attribute_name());
@@ -98,7 +104,7 @@ fn code_routes() -> Vec<(String, String, String)> {
 #[test]
 fn make_dev_the_code_and_the_test_gateway_route_exactly_as_the_template_does() {
     let template = template_routes();
-    assert_eq!(template.len(), 8, "{template:?}");
+    assert_eq!(template.len(), 11, "{template:?}");
     assert_eq!(watch_router_routes(), template, "Cargo.toml's watch router and template.yaml disagree");
     assert_eq!(code_routes(), template, "shared::api::routes::ROUTES and template.yaml disagree");
     for (method, path, binary) in &template {

@@ -60,7 +60,8 @@ impl Services {
         };
         if let (None, Some(arn)) = (&config.push_token, &config.push_secret_arn) {
             let failed = |reason: String| InitError::Secret { var: "WECHAT_PUSH_SECRET_ARN", reason };
-            let raw = secrets::read_string(&crate::aws::secrets_manager(http.clone()).await, arn).await.map_err(failed)?;
+            let raw =
+                secrets::read_string(&crate::aws::secrets_manager(http.clone()).await, arn).await.map_err(failed)?;
             let (token, aes_key) = secrets::push_secret(&raw).map_err(failed)?;
             crate::config::check_push(Some(&token), aes_key.as_deref())?;
             config.push_token = Some(token);

@@ -41,7 +41,8 @@ pub async fn page(svc: &Services, page: &DeliveryPage, owner: &str, calls: &Sema
         return Ok(End::Again(Some(BUSY_WAIT)));
     };
     let pending: Vec<Message> = messages.into_iter().filter(|m| m.status.is_pending()).collect();
-    let end = if job.cancelled { cancel_all(svc, &pending, now).await } else { send_due(svc, pending, now, calls).await };
+    let end =
+        if job.cancelled { cancel_all(svc, &pending, now).await } else { send_due(svc, pending, now, calls).await };
     if end != End::Again(None) {
         if let Err(e) = svc.outbox.release_claim(&claim, owner).await {
             tracing::warn!(error = %e, "could not release a page claim; it runs out by itself");

@@ -12,7 +12,9 @@ pub mod push_event;
 pub mod template;
 pub mod time;
 
-pub use broadcast::{Broadcast, BroadcastId, BroadcastStatus, Counts, DeliveryPage, PlanStep, Progress, SegmentProgress, StepTurn, Work};
+pub use broadcast::{
+    Broadcast, BroadcastId, BroadcastStatus, Counts, DeliveryPage, PlanStep, Progress, SegmentProgress, StepTurn, Work,
+};
 pub use delivery::{CreditFate, Finish};
 pub use grant::{Answer, AnswerSource, Grant, GrantChange, GrantUpdate};
 pub use ids::{IdempotencyKey, MessageId, OpenId, Page, ReportId, TemplateId};

@@ -21,8 +21,8 @@ use super::tx::{self, TxResult};
 use super::StoreError;
 use crate::domain::broadcast::SEGMENTS;
 use crate::domain::{
-    Broadcast, BroadcastId, Content, Counts, MessageStatus, OpenId, Page, Progress, SegmentProgress, TemplateDef, TemplateId,
-    TemplateKind, Timestamp,
+    Broadcast, BroadcastId, Content, Counts, MessageStatus, OpenId, Page, Progress, SegmentProgress, TemplateDef,
+    TemplateId, TemplateKind, Timestamp,
 };
 
 const JOB: &str = "job";
@@ -291,11 +291,7 @@ impl BroadcastStore {
         self.db
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(map([
-                ("id", s(id.as_str())),
-                ("part", s(format!("dead#{what}"))),
-                ("at", ms(now)),
-            ])))
+            .set_item(Some(map([("id", s(id.as_str())), ("part", s(format!("dead#{what}"))), ("at", ms(now))])))
             .send()
             .await
             .map_err(StoreError::sdk)?;

@@ -4,12 +4,12 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::sqs::{LocalQueue, QueueSpec};
 use rand::RngCore;
 use serde_json::{json, Value};
 use shared::app::Services;
 use shared::config::{Config, Needs, Tables};
 use shared::wechat::HttpWechat;
-use crate::sqs::{LocalQueue, QueueSpec};
 use wechat_sim::{PushFormat, PushMode, PushTarget, SimConfig, SimHandle};
 
 pub const APPID: &str = "wx0000000000000001";
