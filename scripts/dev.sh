@@ -30,7 +30,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 port_busy() { python3 -c 'import socket,sys; s=socket.socket(); sys.exit(0 if s.connect_ex(("127.0.0.1",int(sys.argv[1])))==0 else 1)' "$1"; }
 
 stop() {
-  for name in ticker gateway watch sim; do
+  for name in ticker sources gateway watch sim; do
     if [ -f "$state/$name.pid" ]; then
       # Each part runs in its own session (setsid): stop its whole group.
       read -r pid <"$state/$name.pid" || true
@@ -39,6 +39,7 @@ stop() {
     fi
   done
   scripts/dynamodb-local.sh stop
+  scripts/sqs-local.sh stop
   rm -f "$state/stack.env"
 }
 
@@ -51,8 +52,8 @@ detach=false
 [ "${1:-}" = "--detach" ] && detach=true
 
 stop >/dev/null 2>&1 || true
-echo "dev: installing what is missing (DynamoDB Local, cargo-lambda)"
-scripts/ensure-tools.sh dynamodb lambda
+echo "dev: installing what is missing (DynamoDB Local, moto's SQS, cargo-lambda)"
+scripts/ensure-tools.sh dynamodb sqs lambda
 export PATH="$root/.tools/venv/bin:$PATH"
 
 echo "dev: building the functions, the simulator and devstack"
@@ -63,6 +64,8 @@ up=false
 trap '$up || stop >/dev/null 2>&1' EXIT
 dynamodb="$(scripts/dynamodb-local.sh start)"
 target/debug/devstack tables --endpoint "$dynamodb" >"$state/tables.env"
+sqs="$(scripts/sqs-local.sh start)"
+target/debug/devstack queues --endpoint "$sqs" >"$state/queues.env"
 
 port="${DEV_PORT:-9000}"
 if port_busy "$port"; then
@@ -85,6 +88,7 @@ done
 
 {
   cat "$state/tables.env"
+  cat "$state/queues.env"
   echo "WECHAT_APPID=$APPID"
   echo "WECHAT_SECRET=$SECRET"
   echo "WECHAT_API_BASE=$sim"
@@ -92,6 +96,7 @@ done
   echo "WECHAT_PUSH_AES_KEY=$PUSH_AES_KEY"
   echo "GRANT_SOURCE=${GRANT_SOURCE:-client}"
   echo "AWS_ENDPOINT_URL_DYNAMODB=$dynamodb"
+  echo "AWS_ENDPOINT_URL_SQS=$sqs"
   echo "AWS_ACCESS_KEY_ID=local"
   echo "AWS_SECRET_ACCESS_KEY=local"
   echo "AWS_REGION=us-east-1"
@@ -125,23 +130,29 @@ setsid bash -c "while sleep $tick; do
   echo \"\$(date -u +%FT%TZ) tick: \$(curl -s -X POST '$invoke' -H 'content-type: application/json' --data-binary @'$root/events/send-scheduled.json')\"
 done" >"$state/ticker.log" 2>&1 &
 echo $! >"$state/ticker.pid"
+# The broadcast queues' event source mappings, invoking send through the Invoke API.
+(set -a; . "$state/queues.env"; set +a
+ exec setsid target/debug/devstack event-sources --endpoint "$sqs" --invoke "$invoke") >"$state/sources.log" 2>&1 &
+echo $! >"$state/sources.pid"
 
 cat >"$state/stack.env" <<EOF
 API_URL=$api
 INVOKE_URL=$api
 SIM_URL=$sim
 DYNAMODB_URL=$dynamodb
+SQS_URL=$sqs
 EOF
 up=true
 
 cat <<EOF
 
 Local stack is up (state and logs in .dev/):
-  HTTP API (devstack's API Gateway)     $api   /login /subscriptions /messages /messages/{id} /wechat/callback
+  HTTP API (devstack's API Gateway)     $api   /login /subscriptions /messages /messages/{id} /broadcasts /broadcasts/{id} /wechat/callback
   send, Lambda Invoke API               $invoke
   send schedule                         every ${tick}s (events/send-scheduled.json; log .dev/ticker.log)
   WeChat simulator                      $sim   (pushes to $api/wechat/callback, ${PUSH_MODE:-safe} mode, ${PUSH_FORMAT:-json})
   DynamoDB Local                        $dynamodb   (tables: .dev/tables.env)
+  SQS (moto), broadcast queues          $sqs   (.dev/queues.env; event source mappings log .dev/sources.log)
   function logs                         .dev/functions.log
 
 Try it (or run: make demo):
@@ -153,6 +164,9 @@ Try it (or run: make demo):
   curl -s -X POST $api/messages -H 'content-type: application/json' -d "{\"openid\":\"\$OPENID\",\"template_id\":\"tmpl_meeting_reminder\",\"data\":{\"thing1\":\"项目评审会\",\"time2\":\"2026-11-24 14:00\"}}"
   curl -s -X POST $invoke --data-binary @events/send-scheduled.json
   curl -s $sim/sim/users/\$OPENID/inbox
+  # A broadcast to everyone holding the template (the user above), then its progress:
+  ID=\$(curl -s -X POST $api/broadcasts -H 'content-type: application/json' -d '{"template_id":"tmpl_meeting_reminder","data":{"thing1":"每日打卡","time2":"2026-11-24 08:00"}}' | python3 -c 'import json,sys;print(json.load(sys.stdin)["id"])')
+  curl -s $api/broadcasts/\$ID    # planning -> sending -> done
 EOF
 
 if $detach; then

@@ -9,10 +9,16 @@
 //!   (compatible and safe mode, JSON and XML) for the local configuration.
 //! - `devstack api-gateway --port N --functions URL`: `make dev`'s HTTP API in
 //!   front of cargo lambda watch, making events as API Gateway does.
+//! - `devstack queues --endpoint URL`: creates the broadcast queues (and
+//!   their DLQs) as template.yaml declares them in the local SQS and prints
+//!   the functions' queue variables.
+//! - `devstack event-sources --endpoint URL --invoke URL`: plays the two
+//!   event source mappings of template.yaml (queue URLs from the
+//!   environment) for the function behind an Invoke API URL, until killed.
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: devstack tables --endpoint URL [--prefix P] [--template template.yaml]\n       devstack demo --api URL --sim URL [--invoke URL]\n       devstack fixtures --out events\n       devstack api-gateway --port N --functions URL";
+const USAGE: &str = "usage: devstack tables --endpoint URL [--prefix P] [--template template.yaml]\n       devstack demo --api URL --sim URL [--invoke URL]\n       devstack fixtures --out events\n       devstack api-gateway --port N --functions URL\n       devstack queues --endpoint URL\n       devstack event-sources --endpoint URL --invoke URL";
 
 fn flag(args: &[String], name: &str) -> Option<String> {
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
@@ -49,6 +55,48 @@ async fn api_gateway(args: &[String]) -> Result<(), String> {
     devstack::api_gateway::serve(([127, 0, 0, 1], port).into(), functions).await.map_err(|e| e.to_string())
 }
 
+async fn queues(args: &[String]) -> Result<(), String> {
+    let sqs = devstack::sqs::local_client(&required(args, "--endpoint")?);
+    let (plan, delivery) = devstack::sqs::specs_from_template()?;
+    let plan = devstack::sqs::create_queue(&sqs, "plan", plan).await?;
+    let delivery = devstack::sqs::create_queue(&sqs, "delivery", delivery).await?;
+    println!("PLAN_QUEUE_URL={}\nDELIVERY_QUEUE_URL={}", plan.url, delivery.url);
+    println!("QUEUE_MAX_RECEIVE={}", delivery.spec.max_receive);
+    Ok(())
+}
+
+async fn event_sources(args: &[String]) -> Result<(), String> {
+    let sqs = devstack::sqs::local_client(&required(args, "--endpoint")?);
+    let invoke = required(args, "--invoke")?;
+    let (plan_spec, delivery_spec) = devstack::sqs::specs_from_template()?;
+    let var = |k: &str| std::env::var(k).map_err(|_| format!("{k} is not set"));
+    let queue = |url: String, spec| devstack::sqs::LocalQueue {
+        arn: format!("arn:aws:sqs:us-east-1:000000000000:{}", url.rsplit('/').next().unwrap_or_default()),
+        dlq_url: String::new(),
+        url,
+        spec,
+    };
+    let invoker = || -> std::sync::Arc<dyn devstack::sqs::Invoker> {
+        std::sync::Arc::new(devstack::sqs::InvokeUrl { url: invoke.clone(), http: devstack::http_client() })
+    };
+    // Two environments each, as a small MaximumConcurrency would give.
+    let _plan = devstack::sqs::EventSourceMapping::start(
+        sqs.clone(),
+        &queue(var("PLAN_QUEUE_URL")?, plan_spec),
+        5,
+        vec![invoker(), invoker()],
+    );
+    let _deliver = devstack::sqs::EventSourceMapping::start(
+        sqs,
+        &queue(var("DELIVERY_QUEUE_URL")?, delivery_spec),
+        10,
+        vec![invoker(), invoker()],
+    );
+    eprintln!("devstack: event source mappings polling the plan and delivery queues for {invoke}");
+    std::future::pending::<()>().await;
+    Ok(())
+}
+
 fn fixtures(args: &[String]) -> Result<(), String> {
     let out = std::path::PathBuf::from(required(args, "--out")?);
     for (name, event) in devstack::fixtures::encrypted_callback_events() {
@@ -68,6 +116,8 @@ async fn main() -> ExitCode {
         Some("demo") => demo(&args).await,
         Some("fixtures") => fixtures(&args),
         Some("api-gateway") => api_gateway(&args).await,
+        Some("queues") => queues(&args).await,
+        Some("event-sources") => event_sources(&args).await,
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);
