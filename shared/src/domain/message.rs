@@ -122,22 +122,19 @@ impl Content {
     /// The canonical form of a request for `openid`, hashed to tell a retry
     /// from a conflicting reuse of its idempotency key.
     pub fn request_hash(&self, openid: &OpenId) -> String {
-        let canonical = serde_json::json!([
-            openid,
-            self.template.id,
-            self.data,
-            self.page,
-            self.miniprogram_state,
-            self.lang,
-            self.send_at.as_ref().map(|s| &s.text)
-        ]);
-        super::sha256_hex(canonical.to_string().as_bytes())
+        self.hash_with(serde_json::json!(openid))
     }
 
     /// The same for a broadcast (no recipient).
     pub fn broadcast_hash(&self) -> String {
+        self.hash_with(serde_json::json!("broadcast"))
+    }
+
+    /// The canonical form: `first` (the recipient, or the broadcast marker),
+    /// then the content's fields in a fixed order.
+    fn hash_with(&self, first: serde_json::Value) -> String {
         let canonical = serde_json::json!([
-            "broadcast",
+            first,
             self.template.id,
             self.data,
             self.page,
