@@ -17,6 +17,7 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 
 use super::attrs::{b, get_bool, get_n, get_s, map, ms, n, opt_parsed, req_n, req_parsed, req_s, s, Item};
 use super::outbox::item::{from_name, name_of};
+use super::pages::{all_pages, each_page};
 use super::tx::{self, TxResult};
 use super::StoreError;
 use crate::domain::broadcast::SEGMENTS;
@@ -175,6 +176,30 @@ impl BroadcastStore {
         Ok(Some(SegmentState { progress: segment_of(&item), cursor, reading }))
     }
 
+    /// A conditional update of one item of the job (`part`): `false` when
+    /// the condition did not hold.
+    async fn update_part(
+        &self,
+        id: &BroadcastId,
+        part: &str,
+        update: &str,
+        condition: &str,
+        values: Item,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .db
+            .update_item()
+            .table_name(&self.table)
+            .key("id", s(id.as_str()))
+            .key("part", s(part))
+            .update_expression(update)
+            .condition_expression(condition)
+            .set_expression_attribute_values(Some(values))
+            .send()
+            .await;
+        tx::condition_held(result)
+    }
+
     /// Keeps the page a step read for `page`, unless one is kept already.
     /// `false` when another step kept its reading first (read it back).
     pub async fn keep_reading(
@@ -193,18 +218,8 @@ impl BroadcastStore {
             }
             None => "SET reading_ids = :ids REMOVE reading_next",
         };
-        let result = self
-            .db
-            .update_item()
-            .table_name(&self.table)
-            .key("id", s(id.as_str()))
-            .key("part", s(segment_part(segment)))
-            .update_expression(expr)
-            .condition_expression("page = :page AND attribute_not_exists(reading_ids)")
-            .set_expression_attribute_values(Some(values))
-            .send()
-            .await;
-        tx::condition_held(result)
+        self.update_part(id, &segment_part(segment), expr, "page = :page AND attribute_not_exists(reading_ids)", values)
+            .await
     }
 
     /// Records a page as read: the cursor moves on and its counts are added,
@@ -238,51 +253,21 @@ impl BroadcastStore {
                  ADD grantees :g, scheduled :s, no_grant :x"
             }
         };
-        let result = self
-            .db
-            .update_item()
-            .table_name(&self.table)
-            .key("id", s(id.as_str()))
-            .key("part", s(segment_part(segment)))
-            .update_expression(expr)
-            .condition_expression("page = :page AND done = :no")
-            .set_expression_attribute_values(Some(values))
-            .send()
-            .await;
-        tx::condition_held(result)
+        self.update_part(id, &segment_part(segment), expr, "page = :page AND done = :no", values).await
     }
 
     /// Notes that the step for the segment's next page, `page`, is queued.
     pub async fn handed_on(&self, id: &BroadcastId, segment: u32, page: u32) -> Result<(), StoreError> {
-        let result = self
-            .db
-            .update_item()
-            .table_name(&self.table)
-            .key("id", s(id.as_str()))
-            .key("part", s(segment_part(segment)))
-            .update_expression("SET handed_on = :yes")
-            .condition_expression("page = :page")
-            .set_expression_attribute_values(Some(map([(":yes", b(true)), (":page", n(page))])))
-            .send()
-            .await;
-        // Moved on already: the note is no longer needed.
-        tx::condition_held(result).map(drop)
+        let values = map([(":yes", b(true)), (":page", n(page))]);
+        // `false`: moved on already, and the note is no longer needed.
+        self.update_part(id, &segment_part(segment), "SET handed_on = :yes", "page = :page", values).await.map(drop)
     }
 
     /// Marks the job cancelled. `false` when there is no such job.
     pub async fn cancel(&self, id: &BroadcastId, now: Timestamp) -> Result<bool, StoreError> {
-        let result = self
-            .db
-            .update_item()
-            .table_name(&self.table)
-            .key("id", s(id.as_str()))
-            .key("part", s(JOB))
-            .update_expression("SET cancelled = :yes, cancelled_at = if_not_exists(cancelled_at, :now)")
-            .condition_expression("attribute_exists(id)")
-            .set_expression_attribute_values(Some(map([(":yes", b(true)), (":now", ms(now))])))
-            .send()
-            .await;
-        tx::condition_held(result)
+        let values = map([(":yes", b(true)), (":now", ms(now))]);
+        let update = "SET cancelled = :yes, cancelled_at = if_not_exists(cancelled_at, :now)";
+        self.update_part(id, JOB, update, "attribute_exists(id)", values).await
     }
 
     /// A queue message of the job (`what`: a delivery page or a planning
@@ -307,7 +292,7 @@ impl BroadcastStore {
             .key_condition_expression("id = :id")
             .expression_attribute_values(":id", s(id.as_str()))
             .consistent_read(true);
-        let items = super::grants::all_pages(query).await?;
+        let items = all_pages(query).await?;
         let Some(job) = items.iter().find(|i| get_s(i, "part").as_deref() == Some(JOB)) else { return Ok(None) };
         let job = job_of(job)?;
         let mut progress = Progress {
@@ -359,21 +344,17 @@ impl BroadcastStore {
             .expression_attribute_names("#st", "status")
             .expression_attribute_values(":p", s(part));
         let mut tally = Tally::default();
-        let mut start: Option<Item> = None;
-        loop {
-            let page = query.clone().set_exclusive_start_key(start.take()).send().await.map_err(StoreError::sdk)?;
-            for item in page.items() {
+        each_page(query, |items| {
+            for item in items {
                 let Some(status) = get_s(item, "status").as_deref().and_then(MessageStatus::parse) else { continue };
                 *tally.by_status.entry(status).or_default() += 1;
                 if status == MessageStatus::Failed {
                     *tally.failed_by_errcode.entry(get_n(item, "errcode").unwrap_or(-1)).or_default() += 1;
                 }
             }
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(tally),
-            }
-        }
+        })
+        .await?;
+        Ok(tally)
     }
 }
 

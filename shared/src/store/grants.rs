@@ -3,11 +3,11 @@
 //! reserved by a scheduled message, so it is what `remaining` reports. The
 //! reservation a scheduled message makes, and its return, live here too.
 
-use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::{ConditionCheck, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
 
 use super::attrs::{b, get_bool, get_n, get_s, map, n, s, secs, Item};
+use super::pages::all_pages;
 use super::tx::{self, TxResult};
 use super::{dedupe, StoreError};
 use crate::domain::broadcast::segment_of;
@@ -209,20 +209,6 @@ impl GrantLedger {
 /// The `by_template_segment` partition of a template's segment.
 fn segment_key(template_id: &TemplateId, segment: u32) -> String {
     format!("{}#{segment:02}", template_id.as_str())
-}
-
-/// Every item a query finds, page by page.
-pub(crate) async fn all_pages(query: QueryFluentBuilder) -> Result<Vec<Item>, StoreError> {
-    let mut out = Vec::new();
-    let mut start: Option<Item> = None;
-    loop {
-        let page = query.clone().set_exclusive_start_key(start.take()).send().await.map_err(StoreError::sdk)?;
-        out.extend(page.items().iter().cloned());
-        match page.last_evaluated_key {
-            Some(k) if !k.is_empty() => start = Some(k),
-            _ => return Ok(out),
-        }
-    }
 }
 
 fn grant_of(item: &Item) -> Option<Grant> {

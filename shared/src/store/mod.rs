@@ -7,6 +7,7 @@ pub mod broadcasts;
 mod dedupe;
 pub mod grants;
 pub mod outbox;
+mod pages;
 mod ride_along;
 pub mod sessions;
 mod shard_claim;
