@@ -179,7 +179,7 @@ impl Config {
         };
         let secret = Self::secret(&vars, needs, templates.is_some())?;
         let api_base = vars.get("WECHAT_API_BASE").unwrap_or_else(|| DEFAULT_API_BASE.to_string());
-        if !(api_base.starts_with("https://") || api_base.starts_with("http://")) {
+        if !is_http_url(&api_base) {
             return Err(err("WECHAT_API_BASE", "must be an http(s) URL"));
         }
         let push = Self::push(&vars, needs)?;
@@ -220,7 +220,7 @@ impl Config {
 
     fn queues(vars: &Vars) -> Result<QueueUrls, ConfigError> {
         let url = |var: &'static str| match vars.get(var) {
-            Some(u) if u.starts_with("https://") || u.starts_with("http://") => Ok(u),
+            Some(u) if is_http_url(&u) => Ok(u),
             Some(_) => Err(err(var, "must be an SQS queue URL (https://sqs.<region>.amazonaws.com/<account>/<name>)")),
             None => Err(err(var, "is required (the SQS queue URL)")),
         };
@@ -259,6 +259,10 @@ impl Config {
         }
         Ok(PushSettings { token: push_token, aes_key: push_aes_key, secret_arn: push_secret_arn })
     }
+}
+
+fn is_http_url(text: &str) -> bool {
+    text.starts_with("https://") || text.starts_with("http://")
 }
 
 /// The push Token as WeChat requires it (3-32 letters or digits) and an

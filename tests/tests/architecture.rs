@@ -18,7 +18,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("store", &["domain", "aws", "random"]),
     ("queue", &["domain"]),
     ("wechat", &["domain", "store", "secrets", "tls", "aws", "metrics"]),
-    ("api", &["domain", "store", "wechat"]),
+    ("api", &["domain", "store", "queue", "wechat"]),
     ("push", &["domain", "api"]),
     ("config", &["domain", "wechat", "push"]),
     ("app", &["domain", "store", "queue", "wechat", "api", "push", "config", "aws", "secrets", "random", "metrics"]),

@@ -3,6 +3,7 @@
 
 use serde_json::json;
 
+use crate::queue::QueueError;
 use crate::store::StoreError;
 use crate::wechat::WechatError;
 
@@ -96,6 +97,13 @@ impl ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         tracing::error!(error = %e, "store failure");
+        ApiError::Internal
+    }
+}
+
+impl From<QueueError> for ApiError {
+    fn from(e: QueueError) -> Self {
+        tracing::error!(error = %e, "SQS request failed");
         ApiError::Internal
     }
 }

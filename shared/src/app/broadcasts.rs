@@ -5,7 +5,9 @@
 use super::schedule;
 use super::Services;
 use crate::api::requests::MessageFields;
-use crate::api::ApiError;
+use serde_json::Value;
+
+use crate::api::{views, ApiError};
 use crate::domain::broadcast::{plan_wait, SEGMENTS};
 use crate::domain::{Broadcast, BroadcastId, BroadcastStatus, PlanStep, Progress, Timestamp};
 use crate::queue::WorkQueues;
@@ -76,14 +78,28 @@ pub async fn progress(svc: &Services, id: &BroadcastId) -> Result<(Broadcast, Pr
 /// and each delivery page, when its worker takes it, cancels its messages
 /// and returns their credits instead of sending them (counts.cancelled
 /// grows as the pages come through, within the pages' delay).
+/// The answer carries the counts read just before the mark (read once).
 pub async fn cancel(svc: &Services, id: &BroadcastId) -> Result<(Broadcast, Progress), ApiError> {
-    let (_, before) = progress(svc, id).await?;
-    if before.status() == BroadcastStatus::Done {
+    let (mut job, mut progress) = progress(svc, id).await?;
+    if progress.status() == BroadcastStatus::Done {
         return Err(ApiError::AlreadySent(format!("broadcast {id} is done")));
     }
     if !svc.broadcasts.cancel(id, Timestamp::now()).await? {
         return Err(ApiError::NotFound(format!("no broadcast {id}")));
     }
     tracing::info!(%id, "broadcast cancelled");
-    progress(svc, id).await
+    (job.cancelled, progress.cancelled) = (true, true);
+    Ok((job, progress))
+}
+
+/// What a start answers: a new job's first document, or the whole document
+/// of the job found under the key.
+pub async fn document(svc: &Services, started: &Started) -> Result<Value, ApiError> {
+    match started {
+        Started::Created(job) => Ok(views::broadcast_started(job)),
+        Started::Existing(job) => {
+            let (job, progress) = progress(svc, &job.id).await?;
+            Ok(views::broadcast(&job, &progress))
+        }
+    }
 }

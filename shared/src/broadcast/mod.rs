@@ -13,7 +13,6 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 
-use crate::api::ApiError;
 use crate::app::Services;
 use crate::dispatch::CONCURRENCY;
 use crate::domain::{BroadcastId, Timestamp, Work};
@@ -112,12 +111,5 @@ async fn record_dead(svc: &Services, work: &Work) {
     crate::metrics::count("BroadcastWorkDeadLettered", 1, &[]);
     if let Err(e) = svc.broadcasts.record_dead(id, &what, Timestamp::now()).await {
         tracing::error!(error = %e, "could not record the dead-lettered work on its job");
-    }
-}
-
-impl From<crate::queue::QueueError> for ApiError {
-    fn from(e: crate::queue::QueueError) -> Self {
-        tracing::error!(error = %e, "SQS request failed");
-        ApiError::Internal
     }
 }

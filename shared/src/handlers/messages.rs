@@ -56,13 +56,9 @@ pub async fn handle(svc: &Services, req: &Request) -> HttpResult {
 async fn broadcast(svc: &Services, req: &Request, route: Route, id: Option<String>) -> HttpResult {
     if route == Route::StartBroadcast {
         let fields = broadcast_fields(http::json_body(req, BODY_LIMIT)?)?;
-        return match broadcasts::start(svc, &fields, None).await? {
-            Started::Created(job) => Ok(http::json(202, &views::broadcast_started(&job))),
-            Started::Existing(job) => {
-                let (job, progress) = broadcasts::progress(svc, &job.id).await?;
-                Ok(http::json(200, &views::broadcast(&job, &progress)))
-            }
-        };
+        let started = broadcasts::start(svc, &fields, None).await?;
+        let status = if matches!(started, Started::Created(_)) { 202 } else { 200 };
+        return Ok(http::json(status, &broadcasts::document(svc, &started).await?));
     }
     let raw = id.unwrap_or_default();
     // An id of another form than ours names no job: no lookup.

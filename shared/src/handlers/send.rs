@@ -8,7 +8,7 @@ use serde_json::{json, Map, Value};
 use crate::api::http::parse_value;
 use crate::api::requests::{broadcast_fields, MessageFields};
 use crate::api::{views, ApiError};
-use crate::app::broadcasts::{self, Started};
+use crate::app::broadcasts;
 use crate::app::schedule::{self, Scheduled};
 use crate::app::Services;
 use crate::dispatch::{self, dispatch_due};
@@ -119,13 +119,8 @@ async fn deliver_now(svc: &Services, m: Message, owner: &str) -> Result<Message,
 /// the job it made.
 async fn broadcast(svc: &Services, spec: &Value, event_key: &str) -> Result<Value, ApiError> {
     let fields = broadcast_fields(parse_value(spec.clone())?)?;
-    match broadcasts::start(svc, &fields, Some(format!("invocation#{event_key}"))).await? {
-        Started::Created(job) => Ok(views::broadcast_started(&job)),
-        Started::Existing(job) => {
-            let (job, progress) = broadcasts::progress(svc, &job.id).await?;
-            Ok(views::broadcast(&job, &progress))
-        }
-    }
+    let started = broadcasts::start(svc, &fields, Some(format!("invocation#{event_key}"))).await?;
+    broadcasts::document(svc, &started).await
 }
 
 /// The time an invocation may spend dispatching: the Lambda deadline minus a margin.
