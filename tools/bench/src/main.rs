@@ -7,11 +7,14 @@
 //! request reaches DynamoDB, next to the bare function plus one GetItem (the
 //! DynamoDB floor), first and warm latency, peak RSS,
 //! binary size; then the dispatch throughput of one `send` invocation with
-//! DynamoDB and WeChat requests per delivered message, counted.
+//! DynamoDB and WeChat requests per delivered message, counted; then
+//! broadcasts through the queues (crate::broadcast).
 //!
-//! `bench [--bin-dir target/lambda] [--runs 21] [--warm 5] [--messages 10000] [--logs DIR] [--skip-cold] [--warm-up 600] [--drain-warm-up 3000] [--settle-ms 0] [--production-secrets]`
+//! `bench [--bin-dir target/lambda] [--runs 21] [--warm 5] [--messages 10000] [--logs DIR] [--skip-cold] [--warm-up 600] [--drain-warm-up 3000] [--settle-ms 0] [--production-secrets]
+//!  [--skip-broadcast] [--broadcast-grantees 20000,100000] [--broadcast-workers 1,2,4,8] [--broadcast-latency-ms 0,100]`
 //! (AWS_ENDPOINT_URL_DYNAMODB must point at DynamoDB Local: `make bench` does that).
 
+mod broadcast;
 mod counting_proxy;
 mod timing_relay;
 
@@ -55,11 +58,17 @@ struct Args {
     settle: Duration,
     /// The secrets in a Secrets Manager stand-in, as template.yaml configures them.
     production_secrets: bool,
+    /// The broadcast table's rows (none when `--skip-broadcast`).
+    broadcast: Option<broadcast::Plan>,
 }
 
 fn args() -> Result<Args, String> {
     let argv: Vec<String> = std::env::args().collect();
     let flag = |name: &str| argv.iter().position(|a| a == name).and_then(|i| argv.get(i + 1)).cloned();
+    let list = |name: &str, default: &str| -> Result<Vec<_>, String> {
+        let text = flag(name).unwrap_or_else(|| default.to_string());
+        text.split(',').map(|v| v.trim().parse().map_err(|e| format!("{name}: {e}"))).collect()
+    };
     let num = |name: &str, default: usize| {
         flag(name).map(|v| v.parse::<usize>().map_err(|e| format!("{name}: {e}"))).unwrap_or(Ok(default))
     };
@@ -74,6 +83,15 @@ fn args() -> Result<Args, String> {
         drain_warm_up: num("--drain-warm-up", 3000)?,
         settle: Duration::from_millis(num("--settle-ms", 0)? as u64),
         production_secrets: argv.iter().any(|a| a == "--production-secrets"),
+        broadcast: if argv.iter().any(|a| a == "--skip-broadcast") {
+            None
+        } else {
+            Some(broadcast::Plan {
+                grantees: list("--broadcast-grantees", "20000,100000")?,
+                workers: list("--broadcast-workers", "1,2,4,8")?,
+                latencies_ms: list("--broadcast-latency-ms", "0,100")?,
+            })
+        },
     })
 }
 
@@ -332,7 +350,7 @@ async fn throughput(a: &Args, dynamodb: &str) -> Result<(), String> {
 /// CPU time used so far by DynamoDB Local (its PID is in `.dev/dynamodb.pid`,
 /// where `scripts/dynamodb-local.sh` leaves it), from /proc in clock ticks
 /// (USER_HZ, which Linux fixes at 100 for user space: 10 ms each).
-fn dynamodb_local_cpu() -> Option<Duration> {
+pub(crate) fn dynamodb_local_cpu() -> Option<Duration> {
     let pid: u32 = std::fs::read_to_string(".dev/dynamodb.pid").ok()?.trim().parse().ok()?;
     // utime and stime.
     let ticks = proc_stat_field(pid, 14)? + proc_stat_field(pid, 15)?;
@@ -352,6 +370,9 @@ async fn run() -> Result<(), String> {
         cold_starts(&a, &dynamodb).await?;
     }
     throughput(&a, &dynamodb).await?;
+    if let Some(plan) = &a.broadcast {
+        broadcast::run(plan, &a.bin_dir, &a.logs, &dynamodb).await?;
+    }
     println!("\nFunction logs: {}", Path::new(&a.logs).display());
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! in the simulator and their grants in DynamoDB, through the ledger), and
 //! `send` processes behind event source mappings on the two queues.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -62,12 +63,23 @@ impl Workers {
         deliverers: usize,
         logs: &Path,
     ) -> Workers {
+        Self::start_with(env, bin, &function_env(env, dynamodb), planners, deliverers, logs).await
+    }
+
+    /// The same with the processes' environment given (the bench points it at its counting proxies).
+    pub async fn start_with(
+        env: &TestEnv,
+        bin: &Path,
+        vars: &HashMap<String, String>,
+        planners: usize,
+        deliverers: usize,
+        logs: &Path,
+    ) -> Workers {
         let send = LambdaBinary::at("send", bin.to_path_buf());
-        let vars = function_env(env, dynamodb);
         let mut started = Vec::new();
         for i in 0..planners + deliverers {
             let log = logs.join(format!("send-queue-{i}.log"));
-            started.push(Arc::new(send.start(&vars, &log).await.expect("send process")));
+            started.push(Arc::new(send.start(vars, &log).await.expect("send process")));
         }
         let deliverers_run = started.split_off(planners);
         let invokers = |list: &[Arc<RunningLambda>]| list.iter().map(|r| r.clone() as Arc<dyn Invoker>).collect();

@@ -158,6 +158,8 @@ pub struct MappingStats {
     pub function_errors: AtomicU64,
     /// SQS requests the mapping made (receive, delete).
     pub sqs_requests: AtomicU64,
+    /// The longest invocation so far, in milliseconds.
+    pub longest_ms: AtomicU64,
 }
 
 /// One event source mapping: a poller per concurrent environment.
@@ -241,7 +243,10 @@ impl Poller {
             let records: Vec<Value> = messages.iter().map(|m| self.record(m)).collect();
             self.stats.invocations.fetch_add(1, Ordering::Relaxed);
             self.stats.records.fetch_add(records.len() as u64, Ordering::Relaxed);
-            let keep: Vec<String> = match invoker.invoke(json!({"Records": records})).await {
+            let started = std::time::Instant::now();
+            let answer = invoker.invoke(json!({"Records": records})).await;
+            self.stats.longest_ms.fetch_max(started.elapsed().as_millis() as u64, Ordering::Relaxed);
+            let keep: Vec<String> = match answer {
                 Ok(answer) => answer["batchItemFailures"]
                     .as_array()
                     .map(|f| f.iter().filter_map(|i| i["itemIdentifier"].as_str().map(str::to_string)).collect())
