@@ -27,7 +27,7 @@ while [ $# -gt 0 ] && [ "$1" != "--" ]; do functions+=("$1"); shift; done
 [ ${#functions[@]} -gt 0 ] || { echo "usage: $0 FUNCTION... [-- HARNESS-ARGS]" >&2; exit 2; }
 command -v valgrind >/dev/null || { echo "valgrind is not installed" >&2; exit 1; }
 
-scripts/ensure-tools.sh dynamodb lambda
+scripts/ensure-tools.sh dynamodb sqs lambda
 export PATH="$root/.tools/venv/bin:$PATH"
 all=(login subscribe messages send callback lambda-floor lambda-floor-dynamodb)
 packages() { for p in "$@"; do printf -- '-p\n%s\n' "$p"; done; }
@@ -57,12 +57,14 @@ EOT
 done
 
 endpoint="$(scripts/dynamodb-local.sh start)"
-trap 'scripts/dynamodb-local.sh stop' EXIT
+trap 'scripts/dynamodb-local.sh stop; scripts/sqs-local.sh stop' EXIT
 export AWS_ENDPOINT_URL_DYNAMODB="$endpoint"
+# The test environment creates the broadcast queues (messages and send need their URLs).
+export AWS_ENDPOINT_URL_SQS="$(scripts/sqs-local.sh start)"
 export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_REGION=us-east-1
 export RUST_LOG="${RUST_LOG:-warn}"
 # Under valgrind a start takes seconds: a short DynamoDB Local warm-up, one cold start.
-target/lambda/bench/bootstrap --bin-dir "$bins" --messages 0 --runs 1 --warm 3 --warm-up 5 "$@" > "$out/bench.txt"
+target/lambda/bench/bootstrap --bin-dir "$bins" --messages 0 --skip-broadcast --runs 1 --warm 3 --warm-up 5 "$@" > "$out/bench.txt"
 
 # Dump 1 ends where our handler gets the first event (init, and the
 # runtime fetching and decoding that event), 2 is the first invocation,

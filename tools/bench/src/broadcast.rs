@@ -54,7 +54,11 @@ pub async fn run(plan: &Plan, bin_dir: &Path, logs: &Path, dynamodb: &str) -> Re
         vars.insert("AWS_ENDPOINT_URL_SQS".into(), sqs_url);
         for &latency in &plan.latencies_ms {
             for &w in &plan.workers {
-                env.http.delete(format!("{}/sim/faults", env.sim.base_url())).send().await.map_err(|e| e.to_string())?;
+                env.http
+                    .delete(format!("{}/sim/faults", env.sim.base_url()))
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?;
                 if latency > 0 {
                     env.fault(SEND_PATH, json!({"delay_ms": latency, "count": 100_000_000})).await;
                 }

@@ -200,6 +200,12 @@ impl RunningLambda {
     }
 
     pub async fn stop(self) {
+        self.kill();
+    }
+
+    /// Kills the process where it stands (SIGKILL, as Lambda ends a timed-out
+    /// environment); its invocation in flight gets no answer.
+    pub fn kill(&self) {
         let mut child = self.child();
         let _ = child.kill();
         let _ = child.wait();
