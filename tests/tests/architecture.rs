@@ -16,7 +16,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("random", &["domain"]),
     ("metrics", &["domain"]),
     ("store", &["domain", "aws", "random"]),
-    ("queue", &["domain"]),
+    ("queue", &["domain", "aws"]),
     ("wechat", &["domain", "store", "secrets", "tls", "aws", "metrics"]),
     ("api", &["domain", "store", "queue", "wechat"]),
     ("push", &["domain", "api"]),

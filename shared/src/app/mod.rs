@@ -69,11 +69,8 @@ impl Services {
         }
         let wechat =
             HttpWechat::new(&config.api_base, &config.appid, secret).map_err(|e| InitError::Client(e.to_string()))?;
-        let sqs = match config.queues {
-            Some(_) => Some(crate::aws::sqs(http).await),
-            None => None,
-        };
-        Ok(Self::build(config, db, sqs, Arc::new(wechat)))
+        let queues = config.queues.as_ref().map(|q| WorkQueues::lazy(http, &q.plan, &q.delivery));
+        Ok(Self::wire(config, db, queues, Arc::new(wechat)))
     }
 
     /// Wires the parts; tests use this with their own clients.
@@ -83,11 +80,20 @@ impl Services {
         sqs: Option<aws_sdk_sqs::Client>,
         wechat: Arc<dyn WechatApi>,
     ) -> Self {
-        let t = &config.tables;
         let queues = match (&config.queues, sqs) {
             (Some(urls), Some(sqs)) => Some(WorkQueues::new(sqs, &urls.plan, &urls.delivery)),
             _ => None,
         };
+        Self::wire(config, db, queues, wechat)
+    }
+
+    fn wire(
+        config: Config,
+        db: aws_sdk_dynamodb::Client,
+        queues: Option<WorkQueues>,
+        wechat: Arc<dyn WechatApi>,
+    ) -> Self {
+        let t = &config.tables;
         let broadcasts = BroadcastStore::new(db.clone(), &t.broadcasts, &t.messages);
         let grants = GrantLedger::new(db.clone(), &t.grants, &t.dedupe);
         let outbox = Outbox::new(db.clone(), &t.messages, &t.dedupe, grants.clone(), config.due_shards);

@@ -4,8 +4,10 @@
 
 use std::time::Duration;
 
+use aws_sdk_dynamodb::config::SharedHttpClient;
 use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use tokio::sync::OnceCell;
 
 use crate::domain::{DeliveryPage, PlanStep, Work};
 
@@ -31,16 +33,38 @@ pub enum Queue {
     Delivery,
 }
 
-#[derive(Clone, Debug)]
+/// The queues, with an SQS client built when first needed: the tick and
+/// the message routes never touch SQS, and building the client at cold
+/// start cost those paths (docs/performance.md has the instructions).
+#[derive(Debug)]
 pub struct WorkQueues {
-    sqs: aws_sdk_sqs::Client,
+    sqs: OnceCell<aws_sdk_sqs::Client>,
+    /// The HTTPS client the SQS client is built over (the DynamoDB client's).
+    http: Option<SharedHttpClient>,
     plan_url: String,
     delivery_url: String,
 }
 
 impl WorkQueues {
+    /// Over a client already built (tests, the local stack).
     pub fn new(sqs: aws_sdk_sqs::Client, plan_url: &str, delivery_url: &str) -> Self {
-        WorkQueues { sqs, plan_url: plan_url.into(), delivery_url: delivery_url.into() }
+        let sqs = OnceCell::new_with(Some(sqs));
+        WorkQueues { sqs, http: None, plan_url: plan_url.into(), delivery_url: delivery_url.into() }
+    }
+
+    /// The client is built over `http` on the first queue request.
+    pub fn lazy(http: SharedHttpClient, plan_url: &str, delivery_url: &str) -> Self {
+        let (plan_url, delivery_url) = (plan_url.into(), delivery_url.into());
+        WorkQueues { sqs: OnceCell::new(), http: Some(http), plan_url, delivery_url }
+    }
+
+    async fn client(&self) -> &aws_sdk_sqs::Client {
+        self.sqs
+            .get_or_init(|| async {
+                let http = self.http.clone().unwrap_or_else(crate::aws::https_client);
+                crate::aws::sqs(http).await
+            })
+            .await
     }
 
     fn url(&self, queue: Queue) -> &str {
@@ -75,7 +99,8 @@ impl WorkQueues {
                 entries.push(entry);
             }
             let out = self
-                .sqs
+                .client()
+                .await
                 .send_message_batch()
                 .queue_url(self.url(queue))
                 .set_entries(Some(entries))
@@ -93,7 +118,8 @@ impl WorkQueues {
     /// caller then reports it failed, so the event source mapping keeps it).
     pub async fn postpone(&self, queue: Queue, receipt_handle: &str, after: Duration) -> Result<(), QueueError> {
         let secs = i32::try_from(after.min(MAX_VISIBILITY).as_secs()).unwrap_or(0);
-        self.sqs
+        self.client()
+            .await
             .change_message_visibility()
             .queue_url(self.url(queue))
             .receipt_handle(receipt_handle)
