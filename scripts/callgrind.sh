@@ -30,7 +30,11 @@ command -v valgrind >/dev/null || { echo "valgrind is not installed" >&2; exit 1
 scripts/ensure-tools.sh dynamodb sqs lambda
 export PATH="$root/.tools/venv/bin:$PATH"
 all=(login subscribe messages send callback lambda-floor lambda-floor-dynamodb)
-packages() { for p in "$@"; do printf -- '-p\n%s\n' "$p"; done; }
+# The broadcast queues' batches are scenarios of their own, run by `send`
+# (devstack's scenarios::binary).
+queue_scenarios=(broadcast-plan broadcast-deliver)
+binary() { case $1 in broadcast-*) echo send ;; *) echo "$1" ;; esac; }
+packages() { for p in "$@"; do binary "$p"; done | awk '!seen[$0]++ { print "-p"; print }'; }
 mapfile -t all_packages < <(packages "${all[@]}")
 mapfile -t profiled_packages < <(packages "${functions[@]}")
 cargo lambda build --release --locked "${all_packages[@]}" >&2
@@ -40,9 +44,9 @@ cargo build --profile profiling --locked "${profiled_packages[@]}" >&2
 out="$root/target/callgrind"
 bins="$out/bin"
 rm -rf "$bins" && mkdir -p "$bins"
-for f in "${all[@]}"; do
+for f in "${all[@]}" "${queue_scenarios[@]}"; do
     mkdir -p "$bins/$f"
-    ln -s "$root/target/lambda/$f/bootstrap" "$bins/$f/bootstrap"
+    ln -s "$root/target/lambda/$(binary "$f")/bootstrap" "$bins/$f/bootstrap"
 done
 for f in "${functions[@]}"; do
     rm -f "$out/$f".*
@@ -51,7 +55,7 @@ for f in "${functions[@]}"; do
     [ "$f" = lambda-floor ] && at='*amzn_trace_env*'
     cat > "$bins/$f/bootstrap" <<EOT
 #!/bin/sh
-exec valgrind --tool=callgrind ${CALLGRIND_ARGS:-} --callgrind-out-file=$out/$f.%p.cg --dump-before='$at' $root/target/profiling/$f
+exec valgrind --tool=callgrind ${CALLGRIND_ARGS:-} --callgrind-out-file=$out/$f.%p.cg --dump-before='$at' $root/target/profiling/$(binary "$f")
 EOT
     chmod +x "$bins/$f/bootstrap"
 done

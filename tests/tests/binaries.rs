@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use devstack::env::dynamodb_endpoint;
 use devstack::lambda_process::function_env;
-use devstack::scenarios::{self, Fixture, FUNCTIONS};
+use devstack::scenarios::{self, Fixture, FUNCTIONS, SCENARIOS};
 use integration_tests::{debug_binary, Options, TestEnv};
 
 fn log_path(name: &str) -> PathBuf {
@@ -22,15 +22,21 @@ async fn every_function_binary_starts_like_lambda_and_answers_a_real_request() {
     let env = TestEnv::start(Options::default()).await;
     let fixture = Fixture::prepare(&env).await.expect("users, grants and a message");
     let vars = function_env(&env, &dynamodb_endpoint());
-    for name in FUNCTIONS {
+    for name in SCENARIOS {
         let log = log_path(name);
+        let received = env.inbox(&fixture.openid).await.len();
         // A cold start and one warm invocation of the same kind.
-        let run = debug_binary(name)
+        let run = debug_binary(scenarios::binary(name))
             .cold_run(&vars, || fixture.event(&env, name), 1, Duration::ZERO, &|| Duration::ZERO, &log)
             .await
             .unwrap_or_else(|e| panic!("{name}: {e} (log: {})", log.display()));
         scenarios::check(name, &run.answer).unwrap_or_else(|e| panic!("{e} (log: {})", log.display()));
         every_line_is_json_with_a_request_id(&log);
+        // The sending scenarios reached WeChat once per invocation (an empty
+        // batch answer alone would not show the page was delivered).
+        let sent = env.inbox(&fixture.openid).await.len() - received;
+        let expected = if matches!(name, "send" | scenarios::BROADCAST_DELIVER) { 2 } else { 0 };
+        assert_eq!(sent, expected, "{name}: messages the fixture's user received");
     }
 }
 

@@ -40,7 +40,8 @@ const FLOOR_DYNAMODB: &str = "lambda-floor-dynamodb";
 /// builds the DynamoDB client at its cold start and serves its traffic from
 /// DynamoDB (`callback`'s URL check, the bench's request, reaches nothing,
 /// but every push it receives does).
-const DYNAMODB_BACKED: [&str; 5] = ["login", "subscribe", "messages", "send", "callback"];
+const DYNAMODB_BACKED: [&str; 7] =
+    ["login", "subscribe", "messages", "send", "callback", scenarios::BROADCAST_PLAN, scenarios::BROADCAST_DELIVER];
 
 struct Args {
     bin_dir: PathBuf,
@@ -150,6 +151,17 @@ fn summarise(runs: &[ColdRun]) -> Summary {
     }
 }
 
+/// The bootstrap a scenario runs: its own when the bin dir has one
+/// (`scripts/callgrind.sh` gives each profiled scenario its own wrapper),
+/// else its function's.
+fn scenario_binary(dir: &std::path::Path, scenario: &str) -> LambdaBinary {
+    let own = LambdaBinary::in_dir(dir, scenario);
+    match own.path.exists() {
+        true => own,
+        false => LambdaBinary::in_dir(dir, scenarios::binary(scenario)),
+    }
+}
+
 async fn cold_starts(a: &Args, dynamodb: &str) -> Result<(), String> {
     let env = TestEnv::start(Options::default()).await;
     let fixture = Fixture::prepare(&env).await?;
@@ -160,13 +172,13 @@ async fn cold_starts(a: &Args, dynamodb: &str) -> Result<(), String> {
     let secrets = SecretsManager::start().await.map_err(|e| format!("Secrets Manager stand-in: {e}"))?;
     let arns = a.production_secrets.then(|| secrets.hold_secrets_of(&mut vars));
     scenarios::warm_up(&env, &fixture, a.warm_up).await?;
-    let names: Vec<&str> = [FLOOR, FLOOR_DYNAMODB].into_iter().chain(scenarios::FUNCTIONS).collect();
+    let names: Vec<&str> = [FLOOR, FLOOR_DYNAMODB].into_iter().chain(scenarios::SCENARIOS).collect();
     let mut runs: HashMap<&str, Vec<ColdRun>> = HashMap::new();
     // Round-robin over the functions, so drift of the machine (or of DynamoDB
     // Local) during the bench hits every function alike.
     for i in 0..a.runs {
         for name in &names {
-            let bin = LambdaBinary::in_dir(&a.bin_dir, name);
+            let bin = scenario_binary(&a.bin_dir, name);
             let log = a.logs.join(format!("{name}-{i}.log"));
             let run = bin
                 .cold_run(&vars, || fixture.event(&env, name), a.warm, a.settle, &|| relay.answering(), &log)
@@ -195,7 +207,7 @@ async fn cold_starts(a: &Args, dynamodb: &str) -> Result<(), String> {
     let floor = summarise(&runs[FLOOR]);
     let floor_db = summarise(&runs[FLOOR_DYNAMODB]);
     for name in &names {
-        let bin = LambdaBinary::in_dir(&a.bin_dir, name);
+        let bin = scenario_binary(&a.bin_dir, name);
         let size = bin
             .size()
             .map_err(|e| format!("{}: {e} (run `cargo lambda build --release` first)", bin.path.display()))?;

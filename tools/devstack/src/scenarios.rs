@@ -7,8 +7,27 @@ use std::collections::HashMap;
 use crate::env::{TestEnv, LONG_TERM, PUSH_TOKEN};
 use axum::http::{HeaderMap, HeaderValue};
 use serde_json::{json, Value};
+use shared::domain::broadcast::segment_of;
+use shared::domain::{BroadcastId, DeliveryPage, OpenId, PlanStep, Work};
 
 pub const FUNCTIONS: [&str; 5] = ["login", "subscribe", "messages", "send", "callback"];
+
+/// Every request the bench and the binaries test send: each function's, and
+/// the broadcast queues' batches, which the event source mappings hand to
+/// `send` (the BroadcastWorkerFunction).
+pub const SCENARIOS: [&str; 7] =
+    ["login", "subscribe", "messages", "send", "callback", BROADCAST_PLAN, BROADCAST_DELIVER];
+
+pub const BROADCAST_PLAN: &str = "broadcast-plan";
+pub const BROADCAST_DELIVER: &str = "broadcast-deliver";
+
+/// The binary a scenario runs.
+pub fn binary(scenario: &str) -> &str {
+    match scenario {
+        BROADCAST_PLAN | BROADCAST_DELIVER => "send",
+        other => other,
+    }
+}
 
 /// What each function's request is, for the table.
 pub fn describe(function: &str) -> &'static str {
@@ -18,6 +37,8 @@ pub fn describe(function: &str) -> &'static str {
         "messages" => "GET /messages/{id}",
         "send" => "scheduled tick, 1 due message",
         "callback" => "GET /wechat/callback URL check",
+        BROADCAST_PLAN => "PlanQueue batch: 1 segment page, 1 grantee",
+        BROADCAST_DELIVER => "DeliveryQueue batch: 1 page of 1 message",
         "lambda-floor-dynamodb" => "echo + one DynamoDB GetItem",
         _ => "echo",
     }
@@ -102,8 +123,48 @@ impl Fixture {
                 let query = format!("signature={signature}&timestamp={timestamp}&nonce={nonce}&echostr=bench");
                 http_event("GET", "/wechat/callback", Some(&query), None, "", "/wechat/callback", &none)
             }
+            BROADCAST_PLAN => {
+                let step = self.broadcast(env).await?;
+                sqs_batch("PlanQueue", &Work::Plan(step))?
+            }
+            BROADCAST_DELIVER => {
+                // Planned in-process first: the page's message must exist.
+                let step = self.broadcast(env).await?;
+                let (broadcast, segment, page) = (step.broadcast.clone(), step.segment, step.page);
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+                let plan = sqs_batch("PlanQueue", &Work::Plan(step))?;
+                let answer = shared::handlers::send::handle(&env.svc, &plan, "planning", deadline)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                check(BROADCAST_PLAN, &answer)?;
+                let ids = vec![broadcast.message_to(&self.openid()?)];
+                sqs_batch("DeliveryQueue", &Work::Deliver(DeliveryPage { broadcast, segment, page, ids }))?
+            }
             _ => json!({"hello": "world"}),
         })
+    }
+
+    fn openid(&self) -> Result<OpenId, String> {
+        OpenId::parse(self.openid.as_str()).map_err(|e| format!("the fixture's openid: {e}"))
+    }
+
+    /// A new broadcast of the long-term template (the fixture's user is its
+    /// one grantee) through the real `POST /broadcasts`, and the planning
+    /// step of that user's segment.
+    async fn broadcast(&self, env: &TestEnv) -> Result<PlanStep, String> {
+        let body = json!({"template_id": LONG_TERM, "data": order_data()});
+        let (status, _, text) = crate::gateway::invoke(
+            &env.svc,
+            "POST",
+            "/broadcasts",
+            &[("content-type", "application/json")],
+            body.to_string().as_bytes(),
+        )
+        .await;
+        let created: Value = serde_json::from_str(&text).map_err(|e| format!("broadcasts: {e}"))?;
+        let id = created["id"].as_str().and_then(BroadcastId::parse);
+        let broadcast = id.ok_or(format!("POST /broadcasts answered {status}: {text}"))?;
+        Ok(PlanStep { broadcast, segment: segment_of(&self.openid()?), page: 0 })
     }
 
     async fn schedule_due(&self, env: &TestEnv) -> Result<(), String> {
@@ -132,6 +193,8 @@ pub fn check(function: &str, answer: &Value) -> Result<(), String> {
     let ok = match function {
         "login" | "subscribe" | "messages" | "callback" => answer["statusCode"] == 200,
         "send" => answer["dispatch"]["sent"].as_u64().is_some_and(|n| n >= 1),
+        // Nothing kept for another try.
+        BROADCAST_PLAN | BROADCAST_DELIVER => answer["batchItemFailures"].as_array().is_some_and(Vec::is_empty),
         _ => answer["hello"] == "world",
     };
     if ok {
@@ -146,13 +209,14 @@ pub fn check(function: &str, answer: &Value) -> Result<(), String> {
 /// times slower and would be measured as our cold start).
 pub async fn warm_up(env: &TestEnv, fixture: &Fixture, rounds: usize) -> Result<(), String> {
     for _ in 0..rounds {
-        for function in FUNCTIONS {
+        for function in SCENARIOS {
             let event = fixture.event(env, function).await?;
-            if function == "send" {
+            if binary(function) == "send" {
                 let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-                shared::handlers::send::handle(&env.svc, &event, "warm-up", deadline)
+                let answer = shared::handlers::send::handle(&env.svc, &event, "warm-up", deadline)
                     .await
                     .map_err(|e| e.to_string())?;
+                check(function, &answer)?;
                 continue;
             }
             let path = event["rawPath"].as_str().unwrap_or_default().to_string();
@@ -164,4 +228,21 @@ pub async fn warm_up(env: &TestEnv, fixture: &Fixture, rounds: usize) -> Result<
         }
     }
     Ok(())
+}
+
+/// An SQS event source mapping's batch of one record carrying `work`, as
+/// Lambda hands it to the function (events/sqs-*.json have the shape).
+pub fn sqs_batch(queue: &str, work: &Work) -> Result<Value, String> {
+    let body = serde_json::to_string(work).map_err(|e| e.to_string())?;
+    let id = format!("{:032x}", rand::random::<u128>());
+    Ok(json!({"Records": [{
+        "messageId": id,
+        "receiptHandle": format!("bench-{id}"),
+        "body": body,
+        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1795420800000"},
+        "messageAttributes": {},
+        "eventSource": "aws:sqs",
+        "eventSourceARN": format!("arn:aws:sqs:us-east-1:000000000000:{queue}"),
+        "awsRegion": "us-east-1"
+    }]}))
 }
