@@ -123,3 +123,37 @@ async fn a_full_page_leaves_the_token_to_one_read_of_its_own() {
     assert_eq!(requests.to_table(&env.tables["TOKENS_TABLE"]), ["GetItem"]);
     assert_eq!(env.sim_requests(TOKEN_FETCH).await, 1);
 }
+
+#[tokio::test]
+async fn a_fresh_delivery_environment_reads_the_stored_token_with_the_job() {
+    use devstack::scenarios::sqs_batch;
+    use shared::domain::broadcast::segment_of;
+    use shared::domain::{BroadcastId, DeliveryPage, OpenId, PlanStep, Work};
+
+    let env = TestEnv::start(Options::default()).await;
+    env.svc.tokens.get().await.expect("a first container fetches and stores the token");
+    let (openid, login) = logged_in(&env).await;
+    grant(&env, &openid, &login, json!({ONE_TIME: "accept"})).await;
+    let body = json!({"template_id": ONE_TIME, "data": {"thing1": "评审会", "time2": "15:00"}});
+    let (status, doc) = call(&env.svc, "POST", "/broadcasts", None, &body.to_string()).await;
+    assert_eq!(status, 202, "{doc}");
+    let broadcast = doc["id"].as_str().and_then(BroadcastId::parse).expect("id");
+    let user = OpenId::parse(openid.as_str()).expect("openid");
+    let (segment, page) = (segment_of(&user), 0);
+    let step = Work::Plan(PlanStep { broadcast: broadcast.clone(), segment, page });
+    let planned = shared::broadcast::handle_batch(&env.svc, &sqs_batch("PlanQueue", &step).expect("event"), "p").await;
+    assert_eq!(planned, json!({"batchItemFailures": []}));
+
+    let (svc, requests) = fresh_container(&env);
+    let ids = vec![broadcast.message_to(&user)];
+    let page = Work::Deliver(DeliveryPage { broadcast, segment, page, ids });
+    let answer = shared::broadcast::handle_batch(&svc, &sqs_batch("DeliveryQueue", &page).expect("event"), "d").await;
+    assert_eq!(answer, json!({"batchItemFailures": []}));
+    assert_eq!(env.inbox(&openid).await.len(), 1);
+    assert_eq!(
+        requests.to_table(&env.tables["TOKENS_TABLE"]),
+        ["BatchGetItem"],
+        "the token came with the job, in no request of its own"
+    );
+    assert_eq!(env.sim_requests(TOKEN_FETCH).await, 1, "and was not fetched again");
+}

@@ -31,7 +31,14 @@ struct Tally {
 }
 
 pub async fn page(svc: &Services, page: &DeliveryPage, owner: &str, calls: &Semaphore) -> Result<End, ApiError> {
-    let Some(job) = svc.broadcasts.job(&page.broadcast).await? else {
+    // A fresh environment reads the shared access token with the job (see
+    // dispatch's due pages: the same ride-along).
+    let ride_along = svc.tokens.ride_along().await;
+    let (job, token) = svc.broadcasts.job_with(&page.broadcast, ride_along.as_ref()).await?;
+    if let Some(item) = &token {
+        svc.tokens.offer(item).await;
+    }
+    let Some(job) = job else {
         tracing::warn!(broadcast = %page.broadcast, "a delivery page of no job; dropped");
         return Ok(End::Done);
     };

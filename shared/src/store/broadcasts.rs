@@ -11,13 +11,14 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
 use futures::stream::{self, StreamExt, TryStreamExt};
 
 use super::attrs::{b, get_bool, get_n, get_s, map, ms, n, opt_parsed, req_n, req_parsed, req_s, s, Item};
 use super::outbox::item::{from_name, name_of};
 use super::pages::{all_pages, each_page};
+use super::ride_along::RideAlong;
 use super::tx::{self, TxResult};
 use super::StoreError;
 use crate::domain::broadcast::SEGMENTS;
@@ -154,6 +155,36 @@ impl BroadcastStore {
 
     pub async fn job(&self, id: &BroadcastId) -> Result<Option<Broadcast>, StoreError> {
         self.get_item(id.as_str(), JOB).await?.map(|i| job_of(&i)).transpose()
+    }
+
+    /// The job, and `ride_along` read in the same request (one BatchGetItem,
+    /// both consistent): a fresh delivery environment gets the shared access
+    /// token this way instead of with a request of its own. The rider is
+    /// `None` when DynamoDB leaves it unprocessed (its owner reads it itself).
+    pub async fn job_with(
+        &self,
+        id: &BroadcastId,
+        ride_along: Option<&RideAlong>,
+    ) -> Result<(Option<Broadcast>, Option<Item>), StoreError> {
+        let Some(rider) = ride_along else { return Ok((self.job(id).await?, None)) };
+        let key = |k: Item| KeysAndAttributes::builder().keys(k).consistent_read(true).build();
+        let mut out = self
+            .db
+            .batch_get_item()
+            .request_items(&self.table, key(map([("id", s(id.as_str())), ("part", s(JOB))]))?)
+            .request_items(&rider.table, key(rider.key.clone())?)
+            .send()
+            .await
+            .map_err(StoreError::sdk)?;
+        let job_unprocessed = out.unprocessed_keys.as_ref().is_some_and(|u| u.contains_key(&self.table));
+        let mut responses = out.responses.take().unwrap_or_default();
+        let rider_item = responses.remove(&rider.table).and_then(|mut items| items.pop());
+        let job = match responses.remove(&self.table).and_then(|mut items| items.pop()) {
+            Some(item) => Some(job_of(&item)?),
+            None if job_unprocessed => self.job(id).await?,
+            None => None,
+        };
+        Ok((job, rider_item))
     }
 
     /// A segment's progress, the cursor its next page starts from, and that
