@@ -228,6 +228,40 @@ async fn broadcast_requests_are_checked_before_anything_is_stored() {
     assert_eq!((status, code(&answer)), (404, "not_found"), "{answer}");
 }
 
+/// The ids of the jobs stored so far.
+async fn job_ids(env: &TestEnv) -> Vec<String> {
+    let scan = env.db.scan().table_name(&env.tables["BROADCASTS_TABLE"]).send().await.expect("scan");
+    let part = |i: &std::collections::HashMap<String, AttributeValue>, k: &str| {
+        i.get(k).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default()
+    };
+    scan.items().iter().filter(|i| part(i, "part") == "job").map(|i| part(i, "id")).collect()
+}
+
+#[tokio::test]
+async fn a_broadcast_whose_first_steps_cannot_be_queued_is_not_left_planning() {
+    let env = TestEnv::start(Options::default()).await;
+    let missing = format!("{}-missing", env.plan_queue.url);
+    let broken = env.container_with_vars(&[("PLAN_QUEUE_URL", &missing)]);
+
+    // Without a key nothing could ever queue its steps: the job is stopped.
+    let (status, answer) = call(&broken, "POST", "/broadcasts", None, &body(json!({}))).await;
+    assert_eq!((status, code(&answer)), (500, "internal"), "{answer}");
+    let ids = job_ids(&env).await;
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    let doc = document(&env, &ids[0]).await;
+    assert_eq!(doc["status"], "cancelled", "{doc}");
+
+    // With a key the retry queues them (and the job plans).
+    let keyed = body(json!({"idempotency_key": "daily-2026-12-06"}));
+    let (status, answer) = call(&broken, "POST", "/broadcasts", None, &keyed).await;
+    assert_eq!((status, code(&answer)), (500, "internal"), "{answer}");
+    assert_eq!(depth(&env.sqs, &env.plan_queue.url).await, 0);
+    let (status, answer) = call(&env.svc, "POST", "/broadcasts", None, &keyed).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["status"], "planning", "{answer}");
+    assert_eq!(depth(&env.sqs, &env.plan_queue.url).await, u64::from(shared::domain::broadcast::SEGMENTS));
+}
+
 /// Waits until the job is done, then answers its document.
 async fn status_done(env: &TestEnv, id: &str, limit: Duration) -> Value {
     wait_for(env, id, limit, |d| d["status"] == "done").await

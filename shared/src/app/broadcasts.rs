@@ -61,10 +61,17 @@ pub async fn start(svc: &Services, fields: &MessageFields, implied_key: Option<S
     if !job.cancelled {
         let steps = (0..SEGMENTS).map(|segment| PlanStep { broadcast: job.id.clone(), segment, page: 0 }).collect();
         let wait = plan_wait(job.content.due(now), now);
-        queues.plan(steps, wait.min(crate::queue::MAX_DELAY)).await.map_err(|e| {
+        if let Err(e) = queues.plan(steps, wait.min(crate::queue::MAX_DELAY)).await {
             tracing::error!(error = %e, id = %job.id, "could not queue the broadcast's first steps");
-            ApiError::Internal
-        })?;
+            if key.is_none() {
+                // No retry can find this job again to queue its steps (a
+                // keyed one can): stop it rather than leave it planning forever.
+                if let Err(e) = svc.broadcasts.cancel(&job.id, now).await {
+                    tracing::error!(error = %e, id = %job.id, "could not stop the unqueued broadcast");
+                }
+            }
+            return Err(e.into());
+        }
     }
     Ok(started)
 }

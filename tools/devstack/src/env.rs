@@ -108,6 +108,13 @@ impl TestEnv {
         Arc::new(Self::services(&self.vars, db, self.sqs.clone()))
     }
 
+    /// The same wiring with some variables changed (a queue URL that does not exist, say).
+    pub fn container_with_vars(&self, changes: &[(&str, &str)]) -> Arc<Services> {
+        let mut vars = self.vars.clone();
+        vars.extend(changes.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        Arc::new(Self::services(&vars, self.db.clone(), self.sqs.clone()))
+    }
+
     fn services(vars: &HashMap<String, String>, db: aws_sdk_dynamodb::Client, sqs: aws_sdk_sqs::Client) -> Services {
         let needs = Needs { secret: true, push: true, templates: true, queues: true };
         let config = Config::from_map(vars, needs).expect("config");
