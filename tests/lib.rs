@@ -121,3 +121,50 @@ pub fn debug_binary(name: &str) -> devstack::lambda_process::LambdaBinary {
     );
     bin
 }
+
+/// `send` in this process, as an event source mapping's target.
+pub struct InProcess(pub Arc<Services>);
+
+#[async_trait::async_trait]
+impl devstack::sqs::Invoker for InProcess {
+    async fn invoke(&self, event: Value) -> Result<Value, String> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        shared::handlers::send::handle(&self.0, &event, "esm", deadline).await.map_err(|e| e.to_string())
+    }
+}
+
+/// Refuses the first `n` requests of one operation (a DynamoDB that
+/// throttles or fails for a moment), then lets everything through.
+#[derive(Debug)]
+pub struct FailFirst {
+    op: &'static str,
+    left: std::sync::atomic::AtomicUsize,
+}
+
+impl FailFirst {
+    pub fn new(op: &'static str, n: usize) -> Self {
+        FailFirst { op, left: std::sync::atomic::AtomicUsize::new(n) }
+    }
+}
+
+impl Intercept for FailFirst {
+    fn name(&self) -> &'static str {
+        "fail-first"
+    }
+
+    fn read_before_transmit(
+        &self,
+        ctx: &BeforeTransmitInterceptorContextRef<'_>,
+        _rc: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        use std::sync::atomic::Ordering;
+        let take = |n: usize| n.checked_sub(1);
+        if dynamodb_request(ctx).0 == self.op
+            && self.left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, take).is_ok()
+        {
+            return Err("injected: DynamoDB failed".into());
+        }
+        Ok(())
+    }
+}

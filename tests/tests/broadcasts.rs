@@ -401,3 +401,28 @@ async fn a_deliverer_killed_while_sending_loses_nothing() {
     let calls = env.sim_requests("/cgi-bin/message/subscribe/send").await;
     assert!(calls >= n as u64 && calls <= n as u64 + 32, "{calls} WeChat calls for {n} messages");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn work_that_failed_comes_back_in_seconds_not_after_the_visibility_timeout() {
+    use devstack::sqs::{EventSourceMapping, Invoker};
+    use integration_tests::{intercepted_container, FailFirst, InProcess};
+    use std::sync::Arc;
+
+    // template.yaml's queues: a 360 s visibility timeout.
+    let env = TestEnv::start(Options::default()).await;
+    let users = crowd(&env, ONE_TIME, TemplateKind::OneTime, 40, 1).await;
+    // The first planning transaction fails (DynamoDB throttled, say).
+    let flaky: Arc<dyn Invoker> =
+        Arc::new(InProcess(intercepted_container(&env, FailFirst::new("TransactWriteItems", 1))));
+    let steady: Arc<dyn Invoker> = Arc::new(InProcess(env.svc.clone()));
+    let plan = EventSourceMapping::start(env.sqs.clone(), &env.plan_queue, 5, vec![flaky]);
+    let deliver = EventSourceMapping::start(env.sqs.clone(), &env.delivery_queue, 10, vec![steady]);
+    let id = start_broadcast(&env, json!({})).await;
+    let doc = wait_for(&env, &id, Duration::from_secs(60), |d| d["status"] == "done").await;
+    plan.stop().await;
+    deliver.stop().await;
+    assert_eq!((count(&doc, "scheduled"), count(&doc, "sent")), (40, 40), "{doc}");
+    for openid in &users {
+        assert_eq!(env.inbox(openid).await.len(), 1);
+    }
+}

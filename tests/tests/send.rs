@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use devstack::sqs::{EventSourceMapping, Invoker};
 use futures::future::join_all;
-use integration_tests::{call, code, grant, logged_in, remaining, Options, TestEnv, LONG_TERM, ONE_TIME};
+use integration_tests::{call, code, grant, logged_in, remaining, InProcess, Options, TestEnv, LONG_TERM, ONE_TIME};
 use serde_json::{json, Value};
 use shared::dispatch;
 use shared::domain::Timestamp;
@@ -448,17 +448,6 @@ async fn broadcast_reaches_every_grantee_once_even_when_retried() {
     deliver.stop().await;
     for o in &holders {
         assert_eq!(env.inbox(o).await.len(), 1, "one message per grantee");
-    }
-}
-
-/// `send` in this process, as an event source mapping's target.
-struct InProcess(Arc<shared::app::Services>);
-
-#[async_trait::async_trait]
-impl Invoker for InProcess {
-    async fn invoke(&self, event: Value) -> Result<Value, String> {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        send::handle(&self.0, &event, "esm", deadline).await.map_err(|e| e.to_string())
     }
 }
 

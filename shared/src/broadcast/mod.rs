@@ -80,15 +80,15 @@ async fn record(svc: &Services, raw: &Value, owner: &str, calls: &Semaphore) -> 
         Work::Plan(step) => (plan::step(svc, step).await, Queue::Plan),
         Work::Deliver(page) => (deliver::page(svc, page, owner, calls).await, Queue::Delivery),
     };
+    let receives: u32 = rec.attributes.receive_count.and_then(|c| c.parse().ok()).unwrap_or(1);
     let after = match result {
         Ok(End::Done) => return None,
         Ok(End::Again(after)) => after,
         Err(e) => {
             tracing::error!(message_id = %rec.message_id, error = %e, "broadcast work failed; it comes back");
-            None
+            Some(error_wait(receives))
         }
     };
-    let receives: u32 = rec.attributes.receive_count.and_then(|c| c.parse().ok()).unwrap_or(1);
     if svc.config.queues.as_ref().is_some_and(|q| receives >= q.max_receive) {
         record_dead(svc, &work).await;
     } else if let (Some(after), Some(queues)) = (after, svc.queues.as_ref()) {
@@ -98,6 +98,16 @@ async fn record(svc: &Services, raw: &Value, owner: &str, calls: &Semaphore) -> 
         }
     }
     Some(rec.message_id)
+}
+
+/// How long work that failed (DynamoDB throttling or unavailable, say)
+/// waits before it comes back: seconds at first, doubling with each
+/// receive. The queue's own visibility timeout (6 minutes) is for work whose
+/// worker died; a failure it saw would otherwise wait as long.
+pub fn error_wait(receives: u32) -> Duration {
+    const FIRST: Duration = Duration::from_secs(5);
+    const LONGEST: Duration = Duration::from_secs(300);
+    FIRST.saturating_mul(1 << receives.saturating_sub(1).min(16)).min(LONGEST)
 }
 
 /// The last receive failed: SQS moves the message to the dead-letter queue
@@ -111,5 +121,17 @@ async fn record_dead(svc: &Services, work: &Work) {
     crate::metrics::count("BroadcastWorkDeadLettered", 1, &[]);
     if let Err(e) = svc.broadcasts.record_dead(id, &what, Timestamp::now()).await {
         tracing::error!(error = %e, "could not record the dead-lettered work on its job");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_work_comes_back_in_seconds_then_ever_later() {
+        let waits: Vec<u64> = (0..=10).map(|r| error_wait(r).as_secs()).collect();
+        assert_eq!(waits, [5, 5, 10, 20, 40, 80, 160, 300, 300, 300, 300]);
+        assert_eq!(error_wait(u32::MAX), Duration::from_secs(300));
     }
 }
