@@ -220,3 +220,35 @@ fn the_dashboard_and_the_alarms_watch_only_metrics_the_code_emits() {
         assert!(watched.iter().any(|(n, _)| n == name), "{name} has no alarm or widget");
     }
 }
+
+/// The tables and indexes a broadcast writes most are pre-warmed from the
+/// `BroadcastWarmWriteUnits` parameter (docs/broadcasts.md sizes it), and
+/// 0 leaves them at DynamoDB's default.
+#[test]
+fn the_tables_a_broadcast_writes_most_are_pre_warmed_from_the_parameter() {
+    let text = std::fs::read_to_string(devstack::tables::template_path()).expect("template");
+    let doc: serde_yaml::Value = serde_yaml::from_str(&text).expect("yaml");
+    let resources = &doc["Resources"];
+    // `!If [PreWarmForBroadcasts, {WriteUnitsPerSecond: !Ref BroadcastWarmWriteUnits}, !Ref AWS::NoValue]`
+    let pre_warmed = |warm: &serde_yaml::Value| match warm {
+        serde_yaml::Value::Tagged(t) if t.tag == "If" => {
+            let args = t.value.as_sequence().cloned().unwrap_or_default();
+            let units = args.get(1).map(|v| serde_yaml::to_string(&v["WriteUnitsPerSecond"]).unwrap_or_default());
+            args.first().and_then(|c| c.as_str()) == Some("PreWarmForBroadcasts")
+                && units.is_some_and(|u| u.contains("Ref") && u.contains("BroadcastWarmWriteUnits"))
+        }
+        _ => false,
+    };
+    for (table, indexes) in [("GrantsTable", ["by_template_segment"].as_slice()), ("MessagesTable", &["by_broadcast"])]
+    {
+        let props = &resources[table]["Properties"];
+        assert!(pre_warmed(&props["WarmThroughput"]), "{table}: {:?}", props["WarmThroughput"]);
+        for index in indexes {
+            let gsis = props["GlobalSecondaryIndexes"].as_sequence().cloned().unwrap_or_default();
+            let gsi = gsis.iter().find(|g| g["IndexName"].as_str() == Some(index));
+            assert!(gsi.is_some_and(|g| pre_warmed(&g["WarmThroughput"])), "{table}.{index}");
+        }
+    }
+    let condition = serde_yaml::to_string(&doc["Conditions"]["PreWarmForBroadcasts"]).unwrap_or_default();
+    assert!(condition.contains("BroadcastWarmWriteUnits") && condition.contains("'0'"), "{condition}");
+}
