@@ -61,17 +61,14 @@ impl Recorder {
     }
 }
 
-/// What a function's policy allows: (action, resource) with resources as
-/// `TableLogicalId` or `TableLogicalId/index/name`.
+/// What a function's policy allows (`binary` names the function by its
+/// logical id in template.yaml: two functions run `send`): (action,
+/// resource) with resources as `TableLogicalId` or `TableLogicalId/index/name`.
 fn allowed(binary: &str) -> BTreeSet<(String, String)> {
     let text = std::fs::read_to_string(devstack::tables::template_path()).expect("template.yaml");
     let doc: serde_yaml::Value = serde_yaml::from_str(&text).expect("yaml");
-    let function = doc["Resources"]
-        .as_mapping()
-        .expect("Resources")
-        .values()
-        .find(|r| r["Metadata"]["BuildProperties"]["Binary"].as_str() == Some(binary))
-        .unwrap_or_else(|| panic!("no function builds {binary}"));
+    let function = &doc["Resources"][binary];
+    assert_eq!(function["Type"].as_str(), Some("AWS::Serverless::Function"), "no function {binary} in template.yaml");
     let mut out = BTreeSet::new();
     for policy in function["Properties"]["Policies"].as_sequence().into_iter().flatten() {
         for statement in policy["Statement"].as_sequence().into_iter().flatten() {
@@ -176,13 +173,13 @@ async fn every_dynamodb_action_of_login_subscribe_and_messages_is_in_its_policy(
     let code = env.login_code(&openid).await;
     let (status, body) = call(svc, "POST", "/login", None, &json!({"code": code}).to_string()).await;
     assert_eq!(status, 200, "{body}");
-    audit.check("login");
+    audit.check("LoginFunction");
 
     let token = body["token"].as_str().expect("token");
     let wx_result = env.user_subscribes(&openid, json!({ONE_TIME: "accept", LONG_TERM: "accept"})).await;
     assert_eq!(call(svc, "POST", "/subscriptions", Some(token), &wx_result.to_string()).await.0, 200);
     assert_eq!(call(svc, "GET", "/subscriptions", Some(token), "").await.0, 200);
-    audit.check("subscribe");
+    audit.check("SubscribeFunction");
 
     let mut later = meeting(&openid);
     later["send_at"] = json!("2099-01-01T09:00:00+08:00");
@@ -199,7 +196,7 @@ async fn every_dynamodb_action_of_login_subscribe_and_messages_is_in_its_policy(
     let due = due["id"].as_str().expect("id");
     assert_eq!(call(svc, "GET", &format!("/messages/{due}"), None, "").await.0, 200);
     assert_eq!(call(svc, "DELETE", &format!("/messages/{due}"), None, "").await.0, 200);
-    audit.check("messages");
+    audit.check("MessagesFunction");
 }
 
 #[tokio::test]
@@ -231,7 +228,7 @@ async fn every_dynamodb_action_of_send_is_in_its_policy() {
     let report =
         shared::handlers::send::handle(&audit.fresh_container(), &tick, "inv-4", deadline).await.expect("answer");
     assert_eq!(report["dispatch"]["sent"], 1, "{report}");
-    audit.check("send");
+    audit.check("SendFunction");
 }
 
 #[tokio::test]
@@ -276,5 +273,69 @@ async fn every_dynamodb_action_of_callback_is_in_its_policy() {
     assert_eq!(report.sent, 1);
     let (_, doc) = call(&env.svc, "GET", &format!("/messages/{}", created["id"].as_str().expect("id")), None, "").await;
     pushed(push::sent_event("gh_1", &openid, now + 2, ONE_TIME, doc["msgid"].as_str().expect("msgid"))).await;
-    audit.check("callback");
+    audit.check("CallbackFunction");
+}
+
+#[tokio::test]
+async fn every_dynamodb_action_of_the_broadcast_worker_is_in_its_policy() {
+    use devstack::scenarios::sqs_batch;
+    use shared::broadcast::handle_batch;
+    use shared::domain::broadcast::segment_of;
+    use shared::domain::{BroadcastId, DeliveryPage, OpenId, PlanStep, Work};
+
+    let audit = Audit::start(Options::default()).await;
+    let (env, svc) = (&audit.env, &audit.svc);
+    let (openid, token) = logged_in(env).await;
+    grant(env, &openid, &token, json!({ONE_TIME: "accept"})).await;
+    grant(env, &openid, &token, json!({ONE_TIME: "accept"})).await;
+    env.svc.tokens.get().await.expect("the token stored");
+    let user = OpenId::parse(openid.as_str()).expect("openid");
+    let segment = segment_of(&user);
+    let data = json!({"thing1": "评审会", "time2": "2026-11-24 14:00"});
+    // Jobs are started by the messages function (not audited here).
+    let start = || async {
+        let body = json!({"template_id": ONE_TIME, "data": data});
+        let (status, doc) = call(&env.svc, "POST", "/broadcasts", None, &body.to_string()).await;
+        assert_eq!(status, 202, "{doc}");
+        doc["id"].as_str().and_then(BroadcastId::parse).expect("id")
+    };
+    let batch = |queue: &str, work: Work, receives: u32| {
+        let mut event = sqs_batch(queue, &work).expect("event");
+        event["Records"][0]["attributes"]["ApproximateReceiveCount"] = json!(receives.to_string());
+        event
+    };
+    let kept = |answer: &Value| answer["batchItemFailures"].as_array().map_or(0, Vec::len);
+    let page = |broadcast: &BroadcastId| {
+        let ids = vec![broadcast.message_to(&user)];
+        Work::Deliver(DeliveryPage { broadcast: broadcast.clone(), segment, page: 0, ids })
+    };
+    audit.recorder.take();
+
+    // Planning: the user's segment (a message, its credit reserved) and an empty one.
+    let first = start().await;
+    for s in [segment, (segment + 1) % shared::domain::broadcast::SEGMENTS] {
+        let step = Work::Plan(PlanStep { broadcast: first.clone(), segment: s, page: 0 });
+        assert_eq!(kept(&handle_batch(svc, &batch("PlanQueue", step, 1), "w").await), 0);
+    }
+    // Delivery in a fresh environment (the token read with the job).
+    let answer = handle_batch(&audit.fresh_container(), &batch("DeliveryQueue", page(&first), 1), "w").await;
+    assert_eq!(kept(&answer), 0, "{answer}");
+    assert_eq!(env.inbox(&openid).await.len(), 1);
+    // A cancelled job's page cancels its message and returns the credit.
+    let second = start().await;
+    let step = Work::Plan(PlanStep { broadcast: second.clone(), segment, page: 0 });
+    assert_eq!(kept(&handle_batch(svc, &batch("PlanQueue", step, 1), "w").await), 0);
+    let (status, _) = call(&env.svc, "DELETE", &format!("/broadcasts/{second}"), None, "").await;
+    assert_eq!(status, 200);
+    assert_eq!(kept(&handle_batch(svc, &batch("DeliveryQueue", page(&second), 1), "w").await), 0);
+    // A page WeChat throttles on its last receive is recorded on its job as dead.
+    let third = start().await;
+    let step = Work::Plan(PlanStep { broadcast: third.clone(), segment, page: 0 });
+    assert_eq!(kept(&handle_batch(svc, &batch("PlanQueue", step, 1), "w").await), 0);
+    env.fault("/cgi-bin/message/subscribe/send", json!({"errcode": 45009, "count": 1})).await;
+    let last = env.svc.config.queues.as_ref().map_or(10, |q| q.max_receive);
+    assert_eq!(kept(&handle_batch(svc, &batch("DeliveryQueue", page(&third), last), "w").await), 1);
+    let (_, doc) = call(&env.svc, "GET", &format!("/broadcasts/{third}"), None, "").await;
+    assert_eq!(doc["dlq"], 1, "{doc}");
+    audit.check("BroadcastWorkerFunction");
 }
