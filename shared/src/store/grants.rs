@@ -207,7 +207,7 @@ impl GrantLedger {
 }
 
 /// The `by_template_segment` partition of a template's segment.
-fn segment_key(template_id: &TemplateId, segment: u32) -> String {
+pub(super) fn segment_key(template_id: &TemplateId, segment: u32) -> String {
     format!("{}#{segment:02}", template_id.as_str())
 }
 

@@ -6,6 +6,7 @@ pub(crate) mod attrs;
 pub mod broadcasts;
 mod dedupe;
 pub mod grants;
+pub mod migrate;
 pub mod outbox;
 mod pages;
 mod ride_along;
