@@ -152,15 +152,12 @@ impl Fixture {
     /// one grantee) through the real `POST /broadcasts`, and the planning
     /// step of that user's segment.
     async fn broadcast(&self, env: &TestEnv) -> Result<PlanStep, String> {
+        // Nothing consumes the steps and pages these jobs queue.
+        for queue in [&env.plan_queue, &env.delivery_queue] {
+            crate::sqs::drain(&env.sqs, &queue.url).await?;
+        }
         let body = json!({"template_id": LONG_TERM, "data": order_data()});
-        let (status, _, text) = crate::gateway::invoke(
-            &env.svc,
-            "POST",
-            "/broadcasts",
-            &[("content-type", "application/json")],
-            body.to_string().as_bytes(),
-        )
-        .await;
+        let (status, text) = post(env, "/broadcasts", &body).await;
         let created: Value = serde_json::from_str(&text).map_err(|e| format!("broadcasts: {e}"))?;
         let id = created["id"].as_str().and_then(BroadcastId::parse);
         let broadcast = id.ok_or(format!("POST /broadcasts answered {status}: {text}"))?;
@@ -169,19 +166,19 @@ impl Fixture {
 
     async fn schedule_due(&self, env: &TestEnv) -> Result<(), String> {
         let body = json!({"openid": self.openid, "template_id": LONG_TERM, "data": order_data()});
-        let (status, _, text) = crate::gateway::invoke(
-            &env.svc,
-            "POST",
-            "/messages",
-            &[("content-type", "application/json")],
-            body.to_string().as_bytes(),
-        )
-        .await;
+        let (status, text) = post(env, "/messages", &body).await;
         if status != 202 {
             return Err(format!("scheduling a due message answered {status}: {text}"));
         }
         Ok(())
     }
+}
+
+/// A business route called in-process with a JSON body: (status, body).
+async fn post(env: &TestEnv, path: &str, body: &Value) -> (u16, String) {
+    let headers = [("content-type", "application/json")];
+    let (status, _, text) = crate::gateway::invoke(&env.svc, "POST", path, &headers, body.to_string().as_bytes()).await;
+    (status, text)
 }
 
 pub fn order_data() -> Value {

@@ -115,6 +115,32 @@ pub async fn depth(sqs: &aws_sdk_sqs::Client, url: &str) -> u64 {
     names.iter().filter_map(|n| attrs.get(n)).filter_map(|v| v.parse::<u64>().ok()).sum()
 }
 
+/// Takes every visible message off a queue (PurgeQueue would do, but moto,
+/// like SQS, allows it once a minute). The bench's fixtures start jobs no
+/// mapping consumes: left to pile up, they slow moto down on the machine
+/// being measured.
+pub async fn drain(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<(), String> {
+    let error = |e: &dyn std::fmt::Display| format!("drain {url}: {e}");
+    loop {
+        let out = sqs.receive_message().queue_url(url).max_number_of_messages(10).send().await;
+        let out = out.map_err(|e| error(&aws_sdk_sqs::error::DisplayErrorContext(&e)))?;
+        let entries: Vec<DeleteMessageBatchRequestEntry> = out
+            .messages()
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| {
+                let receipt = m.receipt_handle()?;
+                DeleteMessageBatchRequestEntry::builder().id(i.to_string()).receipt_handle(receipt).build().ok()
+            })
+            .collect();
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let deleted = sqs.delete_message_batch().queue_url(url).set_entries(Some(entries)).send().await;
+        deleted.map_err(|e| error(&aws_sdk_sqs::error::DisplayErrorContext(&e)))?;
+    }
+}
+
 /// Where a mapping's batches go: a function process, or an invoke URL.
 #[async_trait::async_trait]
 pub trait Invoker: Send + Sync {
