@@ -140,7 +140,17 @@ impl BroadcastStore {
     }
 
     async fn get_item(&self, id: &str, part: &str) -> Result<Option<Item>, StoreError> {
-        super::consistent_get(&self.db, &self.table, map([("id", s(id)), ("part", s(part))])).await
+        let out = self
+            .db
+            .get_item()
+            .table_name(&self.table)
+            .key("id", s(id))
+            .key("part", s(part))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(StoreError::sdk)?;
+        Ok(out.item)
     }
 
     pub async fn job(&self, id: &BroadcastId) -> Result<Option<Broadcast>, StoreError> {

@@ -50,17 +50,6 @@ impl From<aws_sdk_dynamodb::error::BuildError> for StoreError {
     }
 }
 
-/// One item by its key, read consistently (every single-item read here
-/// must see the last write: a claim, a lease, a job, a message).
-pub(crate) async fn consistent_get(
-    db: &aws_sdk_dynamodb::Client,
-    table: &str,
-    key: Item,
-) -> Result<Option<Item>, StoreError> {
-    let out = db.get_item().table_name(table).set_key(Some(key)).consistent_read(true).send().await;
-    Ok(out.map_err(StoreError::sdk)?.item)
-}
-
 /// The DynamoDB client (`AWS_ENDPOINT_URL_DYNAMODB` / `AWS_ENDPOINT_URL`
 /// point it at DynamoDB Local). See [`crate::aws`] for why it is hand-built.
 pub async fn dynamo_client() -> aws_sdk_dynamodb::Client {

@@ -104,8 +104,16 @@ impl ShardClaims {
 
     /// Whether a live claim on `shard` names `id` (a consistent read).
     pub async fn holds(&self, shard: &str, id: &str, now: Timestamp) -> Result<bool, StoreError> {
-        let item = super::consistent_get(&self.db, &self.table, map([("id", s(Self::key(shard)))])).await?;
-        Ok(item.as_ref().is_some_and(|item| is_live_and_names(item, id, now)))
+        let out = self
+            .db
+            .get_item()
+            .table_name(&self.table)
+            .key("id", s(Self::key(shard)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(StoreError::sdk)?;
+        Ok(out.item.as_ref().is_some_and(|item| is_live_and_names(item, id, now)))
     }
 }
 

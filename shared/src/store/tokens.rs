@@ -48,8 +48,16 @@ impl TokenStore {
     }
 
     pub async fn read(&self) -> Result<Option<StoredToken>, StoreError> {
-        let item = super::consistent_get(&self.db, &self.table, map([("appid", s(&self.appid))])).await?;
-        Ok(item.as_ref().and_then(Self::token_of))
+        let out = self
+            .db
+            .get_item()
+            .table_name(&self.table)
+            .key("appid", s(&self.appid))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(StoreError::sdk)?;
+        Ok(out.item.as_ref().and_then(Self::token_of))
     }
 
     /// Takes the refresh lease until `until`. `false` when another caller holds it.

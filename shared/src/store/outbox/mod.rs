@@ -149,7 +149,16 @@ impl Outbox {
     }
 
     async fn get_item(&self, id: &str) -> Result<Option<Item>, StoreError> {
-        super::consistent_get(&self.db, &self.table, map([("id", s(id))])).await
+        let out = self
+            .db
+            .get_item()
+            .table_name(&self.table)
+            .key("id", s(id))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(StoreError::sdk)?;
+        Ok(out.item)
     }
 
     /// The message as its sender sees it: a due message on the page a
